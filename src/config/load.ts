@@ -1,0 +1,132 @@
+import { readFileSync } from 'node:fs';
+import { isMap, isScalar, LineCounter, parseDocument, type Node as YamlNode, type YAMLMap } from 'yaml';
+import { ConfigError } from '../errors.js';
+import { COLLECTOR_NAMES, FIELDS, JOB_NAMES, type Config, type FieldSpec } from './schema.js';
+
+export interface ConfigSources {
+  /** Flag values by flag name (without the leading dashes), as parsed by the CLI. */
+  flags?: Record<string, string | boolean | undefined>;
+  env?: Record<string, string | undefined>;
+  /** Path of the YAML config file (--config / CONFIG_FILE). */
+  file?: string;
+}
+
+const FIELD_BY_KEY = new Map(FIELDS.map((f) => [f.key, f]));
+
+/** Validates every source once and returns a typed Config; any problem is a ConfigError (exit 2). */
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const env = sources.env ?? {};
+  const fileValues = sources.file ? readConfigFile(sources.file) : new Map<string, unknown>();
+  const values = new Map<string, unknown>();
+  for (const field of FIELDS) {
+    const value = pickValue(field, sources.flags ?? {}, env, fileValues);
+    if (value !== undefined) values.set(field.key, value);
+  }
+  return buildNested(values) as unknown as Config;
+}
+
+function pickValue(
+  field: FieldSpec,
+  flags: Record<string, string | boolean | undefined>,
+  env: Record<string, string | undefined>,
+  fileValues: Map<string, unknown>,
+): unknown {
+  const flagValue = field.flag ? flags[field.flag] : undefined;
+  if (flagValue !== undefined) return parseOrThrow(field, flagValue, `flag --${field.flag}`);
+  const envValue = field.env ? env[field.env] : undefined;
+  if (envValue !== undefined && envValue !== '') return parseOrThrow(field, envValue, `environment variable ${field.env}`);
+  if (fileValues.has(field.key)) return fileValues.get(field.key);
+  return field.default === undefined ? undefined : parseOrThrow(field, field.default, 'default');
+}
+
+function parseOrThrow(field: FieldSpec, raw: unknown, where: string): unknown {
+  try {
+    return field.parse(raw);
+  } catch (err) {
+    throw new ConfigError(`${where}: ${field.key}: ${(err as Error).message}`);
+  }
+}
+
+/** Reads the YAML file, rejecting unknown keys and bad values with file:line:key. */
+export function readConfigFile(path: string): Map<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${path}: cannot read config file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0]!;
+    const line = first.linePos?.[0]?.line ?? lineCounter.linePos(first.pos[0]).line;
+    throw new ConfigError(`${path}:${line}: invalid YAML: ${first.message.split('\n')[0]}`);
+  }
+  const values = new Map<string, unknown>();
+  if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) return values;
+  if (!isMap(doc.contents)) throw new ConfigError(`${path}:1: the config file must be a mapping of keys to values`);
+  const lineOf = (node: YamlNode | null | undefined) => (node?.range ? lineCounter.linePos(node.range[0]).line : 1);
+  walkMap(doc.contents, '', path, lineOf, values);
+  return values;
+}
+
+function walkMap(
+  map: YAMLMap,
+  prefix: string,
+  path: string,
+  lineOf: (node: YamlNode | null | undefined) => number,
+  values: Map<string, unknown>,
+): void {
+  for (const pair of map.items) {
+    const keyNode = pair.key as YamlNode;
+    const name = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+    const key = prefix ? `${prefix}.${name}` : name;
+    const line = lineOf(keyNode);
+    const field = FIELD_BY_KEY.get(key);
+    const valueNode = pair.value as YamlNode | null;
+    if (field) {
+      const raw = valueNode && 'toJSON' in valueNode ? valueNode.toJSON() : valueNode;
+      if (raw === null || raw === undefined) continue; // "key:" with nothing = keep the default
+      try {
+        values.set(key, field.parse(raw));
+      } catch (err) {
+        throw new ConfigError(`${path}:${lineOf(valueNode) || line}: ${key}: ${(err as Error).message}`);
+      }
+    } else if (FIELDS.some((f) => f.key.startsWith(`${key}.`))) {
+      if (valueNode === null || (isScalar(valueNode) && valueNode.value === null)) continue;
+      if (!isMap(valueNode)) throw new ConfigError(`${path}:${line}: ${key}: expected a mapping of keys`);
+      walkMap(valueNode, key, path, lineOf, values);
+    } else {
+      throw new ConfigError(`${path}:${line}: ${unknownKeyMessage(prefix, name, key)}`);
+    }
+  }
+}
+
+function unknownKeyMessage(prefix: string, name: string, key: string): string {
+  if (prefix === 'jobs') return `unknown job "${name}" (known jobs: ${JOB_NAMES.join(', ')})`;
+  if (prefix === 'collectors') return `unknown collector "${name}" (known collectors: ${COLLECTOR_NAMES.join(', ')})`;
+  const siblings = [...new Set(FIELDS.filter((f) => f.key.startsWith(prefix ? `${prefix}.` : '')).map((f) => f.key.slice(prefix ? prefix.length + 1 : 0).split('.')[0]))];
+  return `unknown key "${key}" (known here: ${siblings.join(', ')})`;
+}
+
+function buildNested(values: Map<string, unknown>): Record<string, unknown> {
+  const root: Record<string, unknown> = {};
+  for (const [key, value] of values) {
+    const parts = key.split('.');
+    let node = root;
+    for (const part of parts.slice(0, -1)) {
+      node[part] ??= {};
+      node = node[part] as Record<string, unknown>;
+    }
+    node[parts.at(-1)!] = value;
+  }
+  // Sections whose every key is optional still exist, so callers never test for them.
+  const jobs = (root.jobs ??= {}) as Record<string, unknown>;
+  jobs.window ??= {};
+  return root;
+}
+
+/** Every flag the schema declares, for the CLI's parser. */
+export function schemaFlags(): string[] {
+  return FIELDS.flatMap((f) => (f.flag ? [f.flag] : []));
+}

@@ -1,0 +1,224 @@
+import {
+  parseBoolean,
+  parseCron,
+  parseDuration,
+  parseEnum,
+  parseInteger,
+  parseListenAddress,
+  parseNumber,
+  parseNumberList,
+  parseString,
+  parseStringList,
+  parseTimeOfDay,
+  parseTimezone,
+} from './values.js';
+
+/**
+ * The one declarative list of settings: YAML key, type, default, environment variable, flag and help.
+ * The loader, the CLI's flag parser and the README's configuration table all read this list.
+ * Precedence: flag > environment variable > config file > default.
+ */
+export interface FieldSpec {
+  /** Dotted YAML path, e.g. "collectors.connections.interval". */
+  key: string;
+  /** Human-readable type for docs and error messages. */
+  type: string;
+  parse: (value: unknown) => unknown;
+  /** Default as it would be written in YAML (undefined = unset). */
+  default: unknown;
+  env?: string;
+  flag?: string;
+  help: string;
+}
+
+export const COLLECTOR_NAMES = [
+  'connectivity',
+  'database',
+  'replication',
+  'connections',
+  'tables',
+  'indexes',
+  'health',
+  'query_log',
+  'embeddings',
+  'recall',
+  'statements',
+] as const;
+export type CollectorName = (typeof COLLECTOR_NAMES)[number];
+
+export const JOB_NAMES = ['analyze', 'vacuum-analyze', 'reindex-vector', 'log-retention', 'backup'] as const;
+export type JobName = (typeof JOB_NAMES)[number];
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+/** The RAG tables of the data model plus the log tables the exporter and the jobs read. */
+export const DEFAULT_MANAGED_TABLES = [
+  'framework_documents',
+  'chunk_embeddings',
+  'framework_metadata',
+  'key_concepts',
+  'document_concepts',
+  'source_lines',
+  'query_performance_log',
+  'query_performance_archive',
+  'maintenance_log',
+];
+
+/** Latency buckets (seconds) include every service-level threshold: 0.2/0.5 s vector, 0.5/1 s hybrid, 0.3 s insert. */
+export const DEFAULT_QUERY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10];
+
+interface CollectorDefaults {
+  interval: string;
+  timeout: string;
+  enabled?: boolean;
+  help: string;
+}
+
+const COLLECTOR_DEFAULTS: Record<CollectorName, CollectorDefaults> = {
+  connectivity: { interval: '15s', timeout: '5s', help: 'pg_up, server and pgvector versions, the exporter pool' },
+  database: { interval: '30s', timeout: '10s', help: 'pg_stat_database, database size, transaction-ID age' },
+  replication: { interval: '15s', timeout: '5s', help: 'role, standby lag, WAL receiver' },
+  connections: { interval: '15s', timeout: '5s', help: 'pg_stat_activity by state and application, utilisation' },
+  tables: { interval: '1m', timeout: '10s', help: 'pg_stat_user_tables for the managed tables' },
+  indexes: { interval: '2m', timeout: '15s', help: 'index validity, size, scans; vector index parameters' },
+  health: { interval: '1m', timeout: '15s', help: 'system_health_check() per component' },
+  query_log: { interval: '15s', timeout: '10s', help: 'query_performance_log into rag_query_duration_seconds' },
+  embeddings: { interval: '2m', timeout: '30s', help: 'documents, embeddings, missing and wrong embeddings' },
+  recall: { interval: '10m', timeout: '2m', enabled: false, help: 'pgvector recall: index top-k against exact top-k' },
+  statements: { interval: '1m', timeout: '10s', help: 'pg_stat_statements for pgvector distance operators' },
+};
+
+interface JobDefaults {
+  schedule: string;
+  enabled: boolean;
+  statementTimeout: string;
+  help: string;
+}
+
+const JOB_DEFAULTS: Record<JobName, JobDefaults> = {
+  analyze: { schedule: '0 2 * * *', enabled: true, statementTimeout: '30m', help: 'ANALYZE the managed tables' },
+  'vacuum-analyze': { schedule: '0 3 * * 0', enabled: true, statementTimeout: '2h', help: 'VACUUM (ANALYZE) the managed tables' },
+  'reindex-vector': { schedule: '0 4 * * 0', enabled: true, statementTimeout: '0', help: 'REINDEX CONCURRENTLY the vector index when needed' },
+  'log-retention': { schedule: '30 1 * * *', enabled: true, statementTimeout: '1m', help: 'archive and expire query_performance_log rows' },
+  backup: { schedule: '0 1 * * *', enabled: false, statementTimeout: '0', help: 'pg_dump --format=custom, verified' },
+};
+
+const positiveDuration = (value: unknown) => {
+  const ms = parseDuration(value);
+  if (ms <= 0) throw new Error(`"${String(value)}" must be longer than 0`);
+  return ms;
+};
+
+function collectorFields(): FieldSpec[] {
+  return COLLECTOR_NAMES.flatMap((name) => {
+    const d = COLLECTOR_DEFAULTS[name];
+    return [
+      { key: `collectors.${name}.enabled`, type: 'bool', parse: parseBoolean, default: d.enabled ?? true, help: `run the ${name} collector (${d.help})` },
+      { key: `collectors.${name}.interval`, type: 'duration', parse: positiveDuration, default: d.interval, help: `how often the ${name} collector polls` },
+      { key: `collectors.${name}.timeout`, type: 'duration', parse: positiveDuration, default: d.timeout, help: `statement_timeout and time budget of one ${name} poll` },
+    ];
+  });
+}
+
+function jobFields(): FieldSpec[] {
+  return JOB_NAMES.flatMap((name) => {
+    const d = JOB_DEFAULTS[name];
+    return [
+      { key: `jobs.${name}.enabled`, type: 'bool', parse: parseBoolean, default: d.enabled, help: `schedule the ${name} job (${d.help})` },
+      { key: `jobs.${name}.schedule`, type: 'cron', parse: parseCron, default: d.schedule, help: `cron expression of the ${name} job` },
+      { key: `jobs.${name}.timezone`, type: 'timezone', parse: parseTimezone, default: 'UTC', help: `time zone of the ${name} schedule` },
+      { key: `jobs.${name}.lock_timeout`, type: 'duration', parse: parseDuration, default: '5s', help: `lock_timeout of the ${name} job's statements` },
+      { key: `jobs.${name}.statement_timeout`, type: 'duration', parse: parseDuration, default: d.statementTimeout, help: `statement_timeout of the ${name} job's statements (0 = none)` },
+    ];
+  });
+}
+
+export const FIELDS: FieldSpec[] = [
+  { key: 'database_url', type: 'string', parse: parseString, default: undefined, env: 'DATABASE_URL', flag: 'database-url', help: 'PostgreSQL connection URL; else POSTGRES_HOST/PORT/DB/USER/PASSWORD, else libpq PG* variables' },
+  { key: 'log_level', type: 'enum', parse: parseEnum(LOG_LEVELS), default: 'info', env: 'LOG_LEVEL', flag: 'log-level', help: `log level (${LOG_LEVELS.join(', ')})` },
+  { key: 'instance_name', type: 'string', parse: parseString, default: undefined, env: 'INSTANCE_NAME', help: 'name of this sidecar in maintenance_log (default: the host name)' },
+
+  { key: 'web.listen_address', type: 'host:port', parse: parseListenAddress, default: ':9188', env: 'WEB_LISTEN_ADDRESS', flag: 'web.listen-address', help: 'address of /metrics, /healthz, /readyz (9187 is left to postgres_exporter)' },
+  { key: 'web.config_file', type: 'path', parse: parseString, default: undefined, env: 'WEB_CONFIG_FILE', flag: 'web.config.file', help: 'exporter-toolkit web config: TLS and basic auth' },
+  { key: 'web.telemetry_path', type: 'string', parse: parseString, default: '/metrics', env: 'WEB_TELEMETRY_PATH', flag: 'web.telemetry-path', help: 'path of the metrics endpoint' },
+
+  { key: 'database.pool_max', type: 'int', parse: (v) => parseInteger(v, 1, 20), default: 3, help: "connections in the exporter's own pool" },
+  { key: 'database.connect_timeout', type: 'duration', parse: positiveDuration, default: '5s', help: 'time allowed to open one connection' },
+  { key: 'database.reconnect_max_backoff', type: 'duration', parse: positiveDuration, default: '30s', help: 'longest wait between reconnection attempts' },
+
+  { key: 'app.application_name', type: 'string', parse: parseString, default: 'rag-search', env: 'APP_APPLICATION_NAME', help: "application_name of the search service's connections" },
+  { key: 'app.pool_max', type: 'int', parse: (v) => parseInteger(v, 1), default: 50, env: 'APP_POOL_MAX', help: "the search service's pool maximum (pool_size 20 + max_overflow 30)" },
+
+  { key: 'managed_tables', type: 'list', parse: parseStringList, default: DEFAULT_MANAGED_TABLES, help: 'tables whose statistics and indexes are watched and maintained' },
+  { key: 'expected_indexes', type: 'list', parse: parseStringList, default: ['idx_embeddings_vector'], help: 'indexes that must exist: pg_index_expected_present reads 0 when one is gone' },
+  { key: 'schema', type: 'string', parse: parseString, default: 'public', help: 'schema holding the RAG tables' },
+
+  ...collectorFields(),
+  { key: 'connections.top_applications', type: 'int', parse: (v) => parseInteger(v, 1, 100), default: 10, help: 'application_name values reported by name; the rest fold into "other"' },
+  { key: 'query_log.buckets', type: 'list of seconds', parse: parseNumberList, default: DEFAULT_QUERY_BUCKETS, help: 'histogram buckets of rag_query_duration_seconds' },
+  { key: 'query_log.query_types', type: 'list', parse: parseStringList, default: ['vector_search', 'hybrid_search', 'text_search', 'insert', 'update', 'delete'], help: 'query_type values kept as labels; others are counted as "other"' },
+  { key: 'query_log.lookback', type: 'duration', parse: parseDuration, default: '0s', help: 'on start, also read log rows this far back (0 = only rows written after start)' },
+  { key: 'recall.sample_size', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 20, help: 'stored embeddings used as queries per recall measurement' },
+  { key: 'recall.top_k', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 10, help: 'neighbours compared per query' },
+  { key: 'recall.ef_search', type: 'int', parse: (v) => parseInteger(v, 0, 1000), default: 0, help: 'hnsw.ef_search for the index pass (0 = the server default)' },
+  { key: 'statements.top_n', type: 'int', parse: (v) => parseInteger(v, 1, 500), default: 20, help: 'pgvector statements reported from pg_stat_statements' },
+
+  { key: 'jobs.enabled', type: 'bool', parse: parseBoolean, default: true, env: 'JOBS_ENABLED', help: 'run the maintenance scheduler in serve (--no-jobs turns it off)' },
+  { key: 'jobs.api_token', type: 'string', parse: parseString, default: undefined, env: 'JOBS_API_TOKEN', help: 'bearer token enabling POST /jobs/<name>/run (endpoint absent without it)' },
+  { key: 'jobs.window.start', type: 'HH:MM', parse: parseTimeOfDay, default: undefined, help: 'maintenance window start; scheduled runs outside it are skipped' },
+  { key: 'jobs.window.end', type: 'HH:MM', parse: parseTimeOfDay, default: undefined, help: 'maintenance window end' },
+  { key: 'jobs.window.timezone', type: 'timezone', parse: parseTimezone, default: 'UTC', help: 'time zone of the maintenance window' },
+  ...jobFields(),
+  { key: 'jobs.reindex-vector.index', type: 'string', parse: parseString, default: 'idx_embeddings_vector', help: 'the vector index to rebuild' },
+  { key: 'jobs.reindex-vector.change_threshold', type: 'ratio', parse: (v) => parseNumber(v, 0, 10), default: 0.2, help: 'rebuild when rows inserted/updated/deleted since the last build exceed this share of the table' },
+  { key: 'jobs.log-retention.retention', type: 'duration', parse: positiveDuration, default: '30d', help: 'query_performance_log rows older than this move to the archive' },
+  { key: 'jobs.log-retention.archive_retention', type: 'duration', parse: positiveDuration, default: '365d', help: 'archived rows older than this are deleted' },
+  { key: 'jobs.log-retention.batch_size', type: 'int', parse: (v) => parseInteger(v, 1, 1_000_000), default: 5000, help: 'rows moved per transaction' },
+  { key: 'jobs.log-retention.batch_pause', type: 'duration', parse: parseDuration, default: '50ms', help: 'pause between batches' },
+  { key: 'jobs.backup.directory', type: 'path', parse: parseString, default: '/var/lib/pgvector-exporter/backups', env: 'BACKUP_DIRECTORY', help: 'where dumps are written' },
+  { key: 'jobs.backup.retention', type: 'duration', parse: positiveDuration, default: '30d', help: 'dumps older than this are deleted' },
+  { key: 'jobs.backup.pg_dump', type: 'path', parse: parseString, default: 'pg_dump', env: 'PG_DUMP_PATH', help: 'pg_dump binary (its major version must be >= the server)' },
+  { key: 'jobs.backup.pg_restore', type: 'path', parse: parseString, default: 'pg_restore', env: 'PG_RESTORE_PATH', help: 'pg_restore binary used to verify each dump' },
+];
+
+export interface CollectorConfig {
+  enabled: boolean;
+  interval: number;
+  timeout: number;
+}
+
+export interface JobConfig {
+  enabled: boolean;
+  schedule: string;
+  timezone: string;
+  lock_timeout: number;
+  statement_timeout: number;
+}
+
+/** Durations are milliseconds. */
+export interface Config {
+  database_url?: string;
+  log_level: (typeof LOG_LEVELS)[number];
+  instance_name?: string;
+  web: { listen_address: string; config_file?: string; telemetry_path: string };
+  database: { pool_max: number; connect_timeout: number; reconnect_max_backoff: number };
+  app: { application_name: string; pool_max: number };
+  managed_tables: string[];
+  expected_indexes: string[];
+  schema: string;
+  collectors: Record<CollectorName, CollectorConfig>;
+  connections: { top_applications: number };
+  query_log: { buckets: number[]; query_types: string[]; lookback: number };
+  recall: { sample_size: number; top_k: number; ef_search: number };
+  statements: { top_n: number };
+  jobs: {
+    enabled: boolean;
+    api_token?: string;
+    window: { start?: string; end?: string; timezone: string };
+    analyze: JobConfig;
+    'vacuum-analyze': JobConfig;
+    'reindex-vector': JobConfig & { index: string; change_threshold: number };
+    'log-retention': JobConfig & { retention: number; archive_retention: number; batch_size: number; batch_pause: number };
+    backup: JobConfig & { directory: string; retention: number; pg_dump: string; pg_restore: string };
+  };
+}

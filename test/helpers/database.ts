@@ -1,0 +1,51 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { inject } from 'vitest';
+
+/** A database of the test file's own, cloned from the migrated template (or empty). */
+export interface TestDatabase {
+  name: string;
+  /** Superuser URL to this database. */
+  url: string;
+  /** A superuser pool on this database, closed by drop(). */
+  pool: pg.Pool;
+  drop(): Promise<void>;
+}
+
+export function adminUrl(database = 'postgres'): string {
+  const url = new URL(inject('pgAdminUrl'));
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+export async function adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<R>> {
+  const client = new pg.Client({ connectionString: adminUrl() });
+  await client.connect();
+  try {
+    return await client.query<R>(sql, params);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Creates a fresh database: `migrated` (default) clones the template with the whole schema applied,
+ * otherwise an empty database (for migrate's own tests).
+ */
+export async function createTestDatabase(options: { migrated?: boolean } = {}): Promise<TestDatabase> {
+  const name = `test_${randomBytes(6).toString('hex')}`;
+  const template = options.migrated === false ? 'template0' : inject('pgTemplate');
+  await adminQuery(`CREATE DATABASE ${name} TEMPLATE ${template}`);
+  const url = adminUrl(name);
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  pool.on('error', () => undefined);
+  return {
+    name,
+    url,
+    pool,
+    drop: async () => {
+      await pool.end();
+      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+  };
+}
