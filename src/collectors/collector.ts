@@ -1,0 +1,77 @@
+import type { Logger } from '../log.js';
+
+/**
+ * The contract every collector implements. Collectors return plain samples; they never import
+ * prom-client, express or node-cron. The poller runs each on its own interval, under its own
+ * statement_timeout, and swaps in the complete new snapshot it returns.
+ */
+export type Labels = Record<string, string>;
+
+export type MetricType = 'gauge' | 'counter' | 'histogram';
+
+export interface MetricFamily {
+  /** Full metric name, base units in the name (`_seconds`, `_bytes`, `_ratio`), `_total` on counters. */
+  name: string;
+  help: string;
+  type: MetricType;
+  labelNames: readonly string[];
+  /** Histogram upper bounds in seconds (without +Inf). */
+  buckets?: readonly number[];
+}
+
+export interface GaugeSample {
+  family: string;
+  labels?: Labels;
+  value: number;
+}
+
+export interface HistogramSample {
+  family: string;
+  labels?: Labels;
+  /** Cumulative counts, one per family bucket (aligned with MetricFamily.buckets), +Inf is `count`. */
+  bucketCounts: number[];
+  count: number;
+  sum: number;
+}
+
+export type Sample = GaugeSample | HistogramSample;
+
+/** Runs one statement on the collector's connection, under its statement_timeout. */
+export type QueryFn = <R extends Record<string, unknown> = Record<string, unknown>>(sql: string, params?: unknown[]) => Promise<R[]>;
+
+export interface PoolStats {
+  total: number;
+  idle: number;
+  waiting: number;
+}
+
+export interface CollectContext {
+  query: QueryFn;
+  log: Logger;
+  /** The exporter's own pg pool, for the connectivity collector. */
+  poolStats: () => PoolStats;
+}
+
+export interface Collector {
+  /** One of COLLECTOR_NAMES; also the `collector` label of the self-metrics. */
+  readonly name: string;
+  readonly families: readonly MetricFamily[];
+  /**
+   * Keep the last snapshot when a poll fails, instead of dropping it. Only for process-cumulative
+   * counters (the query-log histogram), whose values stay true while the database is unreachable.
+   */
+  readonly keepOnFailure?: boolean;
+  collect(ctx: CollectContext): Promise<Sample[]>;
+}
+
+/** A collector whose data is not there (e.g. pg_stat_statements not installed): logged at debug, not an outage. */
+export class NoDataError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NoDataError';
+  }
+}
+
+export function isHistogramSample(sample: Sample): sample is HistogramSample {
+  return 'bucketCounts' in sample;
+}

@@ -1,0 +1,70 @@
+import type { Collector, MetricFamily, Sample } from './collector.js';
+
+/**
+ * pg_up, the server and pgvector versions, and the exporter's own pool.
+ * A failed connection is this collector's measurement (pg_up 0), not its failure.
+ */
+const FAMILIES = {
+  up: { name: 'pg_up', help: 'Whether the last connection to the database succeeded (1) or not (0).', type: 'gauge', labelNames: [] },
+  version: {
+    name: 'pg_version_info',
+    help: 'PostgreSQL server version (value 1), as server_version and server_version_num.',
+    type: 'gauge',
+    labelNames: ['server_version', 'server_version_num'],
+  },
+  pgvector: {
+    name: 'pgvector_extension_info',
+    help: 'Installed pgvector version in the target database (value 1); absent when the extension is not installed.',
+    type: 'gauge',
+    labelNames: ['version'],
+  },
+  poolConnections: {
+    name: 'pgvector_exporter_pool_connections',
+    help: "Connections in the exporter's own pg pool, by state (total, idle, waiting clients).",
+    type: 'gauge',
+    labelNames: ['state'],
+  },
+} satisfies Record<string, MetricFamily>;
+
+export const CONNECTIVITY_SQL = `
+SELECT current_setting('server_version') AS server_version,
+       current_setting('server_version_num') AS server_version_num,
+       (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector_version`;
+
+interface Row extends Record<string, unknown> {
+  server_version: string;
+  server_version_num: string;
+  pgvector_version: string | null;
+}
+
+export function connectivityCollector(): Collector {
+  return {
+    name: 'connectivity',
+    families: Object.values(FAMILIES),
+    async collect({ query, poolStats, log }) {
+      const pool = poolStats();
+      const samples: Sample[] = [
+        { family: FAMILIES.poolConnections.name, labels: { state: 'total' }, value: pool.total },
+        { family: FAMILIES.poolConnections.name, labels: { state: 'idle' }, value: pool.idle },
+        { family: FAMILIES.poolConnections.name, labels: { state: 'waiting' }, value: pool.waiting },
+      ];
+      let row: Row | undefined;
+      try {
+        [row] = await query<Row>(CONNECTIVITY_SQL);
+      } catch (err) {
+        log.warn({ error: (err as Error).message }, 'database unreachable');
+        return [...samples, { family: FAMILIES.up.name, value: 0 }];
+      }
+      samples.push({ family: FAMILIES.up.name, value: 1 });
+      if (row) {
+        samples.push({
+          family: FAMILIES.version.name,
+          labels: { server_version: row.server_version.split(' ')[0]!, server_version_num: row.server_version_num },
+          value: 1,
+        });
+        if (row.pgvector_version) samples.push({ family: FAMILIES.pgvector.name, labels: { version: row.pgvector_version }, value: 1 });
+      }
+      return samples;
+    },
+  };
+}

@@ -1,0 +1,19 @@
+import type { Config, CollectorName } from '../config/schema.js';
+import type { Collector } from './collector.js';
+import { connectivityCollector } from './connectivity.js';
+
+/**
+ * The one list of collectors: name -> factory from the validated config. Adding a collector is a new
+ * file, one line here, a test and a row in docs/metrics.md. The config schema's COLLECTOR_NAMES must
+ * match these keys (a test checks).
+ */
+export const COLLECTOR_FACTORIES: Partial<Record<CollectorName, (config: Config) => Collector>> = {
+  connectivity: () => connectivityCollector(),
+};
+
+/** The enabled collectors, in COLLECTOR_NAMES order. */
+export function enabledCollectors(config: Config): Collector[] {
+  return Object.entries(COLLECTOR_FACTORIES)
+    .filter(([name]) => config.collectors[name as CollectorName].enabled)
+    .map(([, factory]) => factory!(config));
+}

@@ -1,0 +1,57 @@
+import { isHistogramSample, type Labels, type MetricFamily, type Sample } from '../collectors/collector.js';
+
+/**
+ * Renders collector snapshots in the Prometheus text exposition format (0.0.4), once per poll,
+ * so /metrics only concatenates strings and never touches the database.
+ */
+export function renderSnapshot(families: readonly MetricFamily[], samples: readonly Sample[]): string {
+  const byFamily = new Map<string, Sample[]>();
+  for (const sample of samples) {
+    const list = byFamily.get(sample.family);
+    if (list) list.push(sample);
+    else byFamily.set(sample.family, [sample]);
+  }
+  const out: string[] = [];
+  for (const family of families) {
+    const familySamples = byFamily.get(family.name);
+    if (!familySamples || familySamples.length === 0) continue;
+    out.push(`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`);
+    for (const sample of familySamples) {
+      if (isHistogramSample(sample)) out.push(...renderHistogram(family, sample.labels, sample.bucketCounts, sample.count, sample.sum));
+      else out.push(`${family.name}${formatLabels(sample.labels)} ${formatValue(sample.value)}`);
+    }
+  }
+  return out.length ? `${out.join('\n')}\n` : '';
+}
+
+function renderHistogram(family: MetricFamily, labels: Labels | undefined, counts: number[], count: number, sum: number): string[] {
+  const lines = (family.buckets ?? []).map(
+    (le, i) => `${family.name}_bucket${formatLabels({ ...labels, le: formatValue(le) })} ${formatValue(counts[i] ?? 0)}`,
+  );
+  lines.push(`${family.name}_bucket${formatLabels({ ...labels, le: '+Inf' })} ${formatValue(count)}`);
+  lines.push(`${family.name}_sum${formatLabels(labels)} ${formatValue(sum)}`);
+  lines.push(`${family.name}_count${formatLabels(labels)} ${formatValue(count)}`);
+  return lines;
+}
+
+export function formatLabels(labels: Labels | undefined): string {
+  if (!labels) return '';
+  const entries = Object.entries(labels);
+  if (entries.length === 0) return '';
+  return `{${entries.map(([k, v]) => `${k}="${escapeLabelValue(v)}"`).join(',')}}`;
+}
+
+export function formatValue(value: number): string {
+  if (Number.isNaN(value)) return 'NaN';
+  if (value === Infinity) return '+Inf';
+  if (value === -Infinity) return '-Inf';
+  return String(value);
+}
+
+function escapeLabelValue(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function escapeHelp(help: string): string {
+  return help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
