@@ -1,5 +1,6 @@
 import type { Command } from './command.js';
 import { migrateCommand } from './migrate.js';
+import { serveCommand } from './serve.js';
 
 /** The one list of subcommands. */
-export const COMMANDS: Command[] = [migrateCommand];
+export const COMMANDS: Command[] = [serveCommand, migrateCommand];

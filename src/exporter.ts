@@ -1,0 +1,84 @@
+import type pg from 'pg';
+import type { Registry } from 'prom-client';
+import { enabledCollectors } from './collectors/index.js';
+import type { CollectorName, Config } from './config/schema.js';
+import type { ConnectionSettings } from './db/connection.js';
+import { createPool } from './db/pool.js';
+import { startHttpServer, type HttpOptions, type RunningHttpServer } from './http/server.js';
+import type { WebConfig } from './http/web-config.js';
+import type { Logger } from './log.js';
+import { CONTENT_TYPE, createRegistry, exposition } from './metrics/registry.js';
+import { registerSelfMetrics } from './metrics/self-metrics.js';
+import { Poller } from './poller/poller.js';
+
+/** The running exporter: pool, poller, registry and HTTP server, wired once for serve and demo. */
+export interface RunningExporter {
+  url: string;
+  address: string;
+  registry: Registry;
+  pool: pg.Pool;
+  poller: Poller;
+  stop(): Promise<void>;
+}
+
+export interface ExporterOptions {
+  config: Config;
+  connection: ConnectionSettings;
+  log: Logger;
+  webConfig?: WebConfig;
+  /** Extra routes and their teardown (the jobs endpoint and scheduler hook in here). */
+  extraRoutes?: HttpOptions['extraRoutes'];
+}
+
+export const EXPORTER_APPLICATION_NAME = 'pgvector-exporter';
+
+export async function startExporter(options: ExporterOptions): Promise<RunningExporter> {
+  const { config, connection, log } = options;
+  const pool = createPool(
+    connection,
+    { applicationName: EXPORTER_APPLICATION_NAME, max: config.database.pool_max, connectTimeoutMs: config.database.connect_timeout },
+    log,
+  );
+  const registry = createRegistry();
+  const poller = new Poller({
+    collectors: enabledCollectors(config),
+    schedule: (name) => {
+      const c = config.collectors[name as CollectorName];
+      return { intervalMs: c.interval, timeoutMs: c.timeout };
+    },
+    pool,
+    log,
+    observer: registerSelfMetrics(registry),
+    maxBackoffMs: config.database.reconnect_max_backoff,
+  });
+  let http: RunningHttpServer;
+  try {
+    http = await startHttpServer({
+      listenAddress: config.web.listen_address,
+      telemetryPath: config.web.telemetry_path,
+      metrics: () => exposition(registry, () => poller.render()),
+      contentType: CONTENT_TYPE,
+      ready: () => poller.ready(),
+      webConfig: options.webConfig,
+      log,
+      extraRoutes: options.extraRoutes,
+    });
+  } catch (err) {
+    await pool.end();
+    throw err;
+  }
+  poller.start();
+  log.info({ address: http.address, target: connection.description }, 'exporter listening');
+  return {
+    url: http.url,
+    address: http.address,
+    registry,
+    pool,
+    poller,
+    async stop() {
+      await http.close();
+      await poller.stop();
+      await pool.end().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,47 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** The exporter's view of its own collectors, published uniformly for every collector. */
+export interface CollectorObserver {
+  observe(collector: string, durationSeconds: number, ok: boolean): void;
+}
+
+export function registerSelfMetrics(registry: Registry): CollectorObserver {
+  const duration = new Gauge({
+    name: 'pgvector_exporter_collector_duration_seconds',
+    help: 'Duration of the last poll of each collector, in seconds.',
+    labelNames: ['collector'],
+    registers: [registry],
+  });
+  const success = new Gauge({
+    name: 'pgvector_exporter_collector_success',
+    help: 'Whether the last poll of each collector succeeded (1) or failed (0).',
+    labelNames: ['collector'],
+    registers: [registry],
+  });
+  const lastSuccess = new Gauge({
+    name: 'pgvector_exporter_collector_last_success_timestamp_seconds',
+    help: 'Unix time of the last successful poll of each collector (0 = never): tells how old its series are.',
+    labelNames: ['collector'],
+    registers: [registry],
+  });
+  const polls = new Counter({
+    name: 'pgvector_exporter_collector_polls_total',
+    help: 'Polls of each collector, by result (success, failure).',
+    labelNames: ['collector', 'result'],
+    registers: [registry],
+  });
+  const everSucceeded = new Set<string>();
+  return {
+    observe(collector, durationSeconds, ok) {
+      duration.set({ collector }, durationSeconds);
+      success.set({ collector }, ok ? 1 : 0);
+      polls.inc({ collector, result: ok ? 'success' : 'failure' });
+      if (ok) {
+        everSucceeded.add(collector);
+        lastSuccess.set({ collector }, Date.now() / 1000);
+      } else if (!everSucceeded.has(collector)) {
+        lastSuccess.set({ collector }, 0);
+      }
+    },
+  };
+}

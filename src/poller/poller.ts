@@ -1,0 +1,173 @@
+import type pg from 'pg';
+import { NoDataError, type Collector, type QueryFn } from '../collectors/collector.js';
+import { describeDatabaseError, isTransientDatabaseError } from '../db/errors.js';
+import type { Logger } from '../log.js';
+import { renderSnapshot } from '../metrics/render.js';
+import type { CollectorObserver } from '../metrics/self-metrics.js';
+
+export interface CollectorSchedule {
+  intervalMs: number;
+  /** statement_timeout of the collector's statements and the budget of one poll. */
+  timeoutMs: number;
+}
+
+export interface PollerOptions {
+  collectors: readonly Collector[];
+  schedule: (name: string) => CollectorSchedule;
+  pool: pg.Pool;
+  log: Logger;
+  observer: CollectorObserver;
+  /** Longest wait between attempts while the database is unreachable. */
+  maxBackoffMs: number;
+}
+
+interface CollectorState {
+  collector: Collector;
+  text: string;
+  polled: boolean;
+  consecutiveTransientFailures: number;
+  timer?: NodeJS.Timeout;
+  running?: Promise<void>;
+}
+
+/** A poll that overran its budget: its connection is destroyed so the server cancels the work. */
+class BudgetExceededError extends Error {
+  constructor(ms: number) {
+    super(`poll exceeded its ${ms} ms budget`);
+    this.name = 'BudgetExceededError';
+  }
+}
+
+/**
+ * Runs each collector on its own interval, on the exporter's pool, under its own statement_timeout and
+ * time budget, and keeps the rendered text of its last snapshot. /metrics reads only that cache, so
+ * scrapes never touch the database, and one failing or slow collector never blocks the others.
+ */
+export class Poller {
+  private readonly states: CollectorState[];
+  private stopped = true;
+
+  constructor(private readonly options: PollerOptions) {
+    this.states = options.collectors.map((collector) => ({ collector, text: '', polled: false, consecutiveTransientFailures: 0 }));
+  }
+
+  start(): void {
+    this.stopped = false;
+    for (const state of this.states) this.schedule(state, 0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const state of this.states) clearTimeout(state.timer);
+    await Promise.allSettled(this.states.map((s) => s.running));
+  }
+
+  /** True once every collector has finished its first poll, successful or not. */
+  ready(): boolean {
+    return this.states.every((s) => s.polled);
+  }
+
+  /** The cached exposition text of every collector. */
+  render(): string {
+    return this.states.map((s) => s.text).join('');
+  }
+
+  /** Polls every collector once now (tests, and `serve --once` style tooling). */
+  async pollAll(): Promise<void> {
+    await Promise.all(this.states.map((s) => this.poll(s)));
+  }
+
+  private schedule(state: CollectorState, delayMs: number): void {
+    if (this.stopped) return;
+    state.timer = setTimeout(() => {
+      state.running = this.poll(state).finally(() => {
+        state.running = undefined;
+        this.schedule(state, this.nextDelay(state));
+      });
+    }, delayMs);
+    state.timer.unref?.();
+  }
+
+  /** The collector's interval, shortened with exponential backoff while the database is unreachable. */
+  private nextDelay(state: CollectorState): number {
+    const { intervalMs } = this.options.schedule(state.collector.name);
+    if (state.consecutiveTransientFailures === 0) return intervalMs;
+    const backoff = Math.min(1000 * 2 ** (state.consecutiveTransientFailures - 1), this.options.maxBackoffMs);
+    return Math.min(intervalMs, backoff);
+  }
+
+  private async poll(state: CollectorState): Promise<void> {
+    const { collector } = state;
+    const log = this.options.log.child({ collector: collector.name });
+    const started = process.hrtime.bigint();
+    let ok = false;
+    try {
+      const samples = await this.collectWithBudget(collector, log);
+      state.text = renderSnapshot(collector.families, samples);
+      state.consecutiveTransientFailures = 0;
+      ok = true;
+    } catch (err) {
+      this.recordFailure(state, err, log);
+    } finally {
+      state.polled = true;
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      this.options.observer.observe(collector.name, seconds, ok);
+    }
+  }
+
+  private recordFailure(state: CollectorState, err: unknown, log: Logger): void {
+    if (!state.collector.keepOnFailure) state.text = '';
+    if (err instanceof NoDataError) {
+      log.debug({ reason: err.message }, 'no data');
+      return;
+    }
+    if (isTransientDatabaseError(err) || err instanceof BudgetExceededError) state.consecutiveTransientFailures += 1;
+    log.warn({ error: describeDatabaseError(err) }, 'collector failed');
+  }
+
+  private async collectWithBudget(collector: Collector, log: Logger) {
+    const { timeoutMs } = this.options.schedule(collector.name);
+    let client: pg.PoolClient | undefined;
+    let broken = false;
+    let finished = false;
+    const query: QueryFn = async (sql, params) => {
+      if (!client) {
+        const connected = await this.options.pool.connect();
+        if (finished) {
+          // The budget ran out while connecting: this late connection belongs to nobody.
+          connected.release(true);
+          throw new BudgetExceededError(timeoutMs + 1000);
+        }
+        client = connected;
+        await client.query("SELECT set_config('statement_timeout', $1, false)", [String(timeoutMs)]);
+      }
+      try {
+        return (await client.query(sql, params)).rows;
+      } catch (err) {
+        // A broken connection must not go back to the pool; a statement error leaves it usable.
+        if (!(err as { code?: string }).code || isTransientDatabaseError(err)) broken = true;
+        throw err;
+      }
+    };
+    let timer: NodeJS.Timeout | undefined;
+    const budget = new Promise<never>((_, reject) => {
+      // statement_timeout cancels each statement; the budget bounds the whole poll, connect included.
+      timer = setTimeout(() => reject(new BudgetExceededError(timeoutMs + 1000)), timeoutMs + 1000);
+    });
+    try {
+      return await Promise.race([collector.collect({ query, log, poolStats: () => this.poolStats() }), budget]);
+    } catch (err) {
+      if (err instanceof BudgetExceededError) broken = true;
+      throw err;
+    } finally {
+      finished = true;
+      clearTimeout(timer);
+      client?.release(broken ? true : undefined);
+    }
+  }
+
+  private poolStats() {
+    const { pool } = this.options;
+    return { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
+  }
+}
