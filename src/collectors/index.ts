@@ -1,6 +1,9 @@
 import type { Config, CollectorName } from '../config/schema.js';
 import type { Collector } from './collector.js';
+import { connectionsCollector, connectionsOptions } from './connections.js';
 import { connectivityCollector } from './connectivity.js';
+import { databaseCollector } from './database.js';
+import { tablesCollector, tablesOptions } from './tables.js';
 
 /**
  * The one list of collectors: name -> factory from the validated config. Adding a collector is a new
@@ -9,6 +12,9 @@ import { connectivityCollector } from './connectivity.js';
  */
 export const COLLECTOR_FACTORIES: Partial<Record<CollectorName, (config: Config) => Collector>> = {
   connectivity: () => connectivityCollector(),
+  database: () => databaseCollector(),
+  connections: (config) => connectionsCollector(connectionsOptions(config)),
+  tables: (config) => tablesCollector(tablesOptions(config)),
 };
 
 /** The enabled collectors, in COLLECTOR_NAMES order. */
