@@ -1,0 +1,109 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CLI } from './cli.js';
+
+/** A `pgvector-exporter serve` child process, as Prometheus would see it. */
+export interface ServeProcess {
+  url: string;
+  child: ChildProcess;
+  /** Everything the process wrote to stderr (its JSON log) so far. */
+  logs: () => string;
+  metrics: () => Promise<string>;
+  /** SIGTERM, then resolves with the exit code and how long the exit took. */
+  stop: () => Promise<{ code: number | null; ms: number }>;
+}
+
+/** Writes a YAML config into a temp dir and returns its path. */
+export function writeConfig(yaml: string, name = 'config.yaml'): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'pgve-config-')), name);
+  writeFileSync(path, yaml);
+  return path;
+}
+
+/** Fast intervals for every collector, so tests see changes within a second or two. */
+export const FAST_COLLECTORS_YAML = `
+collectors:
+  connectivity: { interval: 300ms, timeout: 2s }
+  database: { interval: 300ms, timeout: 2s }
+  replication: { interval: 300ms, timeout: 2s }
+  connections: { interval: 300ms, timeout: 2s }
+  tables: { interval: 300ms, timeout: 2s }
+  indexes: { interval: 300ms, timeout: 2s }
+  health: { interval: 300ms, timeout: 5s }
+  query_log: { interval: 300ms, timeout: 2s }
+  embeddings: { interval: 300ms, timeout: 5s }
+  statements: { interval: 300ms, timeout: 2s }
+jobs:
+  enabled: false
+`;
+
+export async function startServe(args: string[], env: Record<string, string | undefined> = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [CLI, 'serve', '--web.listen-address', '127.0.0.1:0', ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let logs = '';
+  child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
+  const address = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start listening:\n${logs}`)), 20_000);
+    const check = () => {
+      const match = /"address":"([^"]+)"[^\n]*"msg":"exporter listening"/.exec(logs);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    };
+    child.stderr!.on('data', check);
+    child.stdout!.on('data', check);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`serve exited with ${code}:\n${logs}`));
+    });
+  });
+  const scheme = args.includes('--web.config.file') ? 'https' : 'http';
+  const url = `${scheme}://${address}`;
+  return {
+    url,
+    child,
+    logs: () => logs,
+    metrics: async () => (await fetch(`${url}/metrics`)).text(),
+    stop: () =>
+      new Promise((resolve) => {
+        const started = Date.now();
+        if (child.exitCode !== null) return resolve({ code: child.exitCode, ms: 0 });
+        child.once('exit', (code) => resolve({ code, ms: Date.now() - started }));
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+/** Polls fn until it returns a truthy value or the deadline passes (then throws with the last value). */
+export async function eventually<T>(fn: () => Promise<T>, what: string, timeoutMs = 20_000, everyMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last as T;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${String(last instanceof Error ? last.message : last)}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** The value of one sample in an exposition text (first match), or undefined. */
+export function sampleValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const lineLabels = Object.fromEntries([...(match[3] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([k, v]) => lineLabels[k] === v)) return Number(match[4]);
+  }
+  return undefined;
+}

@@ -1,0 +1,71 @@
+import pg from 'pg';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Collector } from '../src/collectors/collector.js';
+import { createLogger } from '../src/log.js';
+import { registerSelfMetrics } from '../src/metrics/self-metrics.js';
+import { Poller } from '../src/poller/poller.js';
+import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { sampleValue } from './helpers/exporter.js';
+
+/** Collectors that misbehave on purpose, against the real database. */
+const gauge = (name: string, sql: string): Collector => ({
+  name,
+  families: [{ name: `test_${name}`, help: `${name} test gauge`, type: 'gauge', labelNames: [] }],
+  async collect({ query }) {
+    const [row] = await query<{ v: number }>(sql);
+    return [{ family: `test_${name}`, value: Number(row!.v) }];
+  },
+});
+
+describe('poller', () => {
+  let db: TestDatabase;
+  let pool: pg.Pool;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    pool = new pg.Pool({ connectionString: db.url, max: 3, application_name: 'pgvector-exporter' });
+  });
+  afterAll(async () => {
+    await pool.end();
+    await db.drop();
+  });
+
+  async function pollOnce(collectors: Collector[], timeoutMs = 500) {
+    const registry = new Registry();
+    const poller = new Poller({
+      collectors,
+      schedule: () => ({ intervalMs: 60_000, timeoutMs }),
+      pool,
+      log: createLogger('silent'),
+      observer: registerSelfMetrics(registry),
+      maxBackoffMs: 1000,
+    });
+    await poller.pollAll();
+    return { text: poller.render(), self: await registry.metrics(), ready: poller.ready() };
+  }
+
+  it('cuts a hanging statement with the collector timeout; the others still publish', async () => {
+    const { text, self, ready } = await pollOnce([gauge('slow', 'SELECT pg_sleep(30) AS v'), gauge('fine', 'SELECT 42 AS v')], 300);
+    expect(ready).toBe(true);
+    expect(sampleValue(text, 'test_fine')).toBe(42);
+    expect(sampleValue(text, 'test_slow')).toBeUndefined();
+    expect(sampleValue(self, 'pgvector_exporter_collector_success', { collector: 'slow' })).toBe(0);
+    expect(sampleValue(self, 'pgvector_exporter_collector_success', { collector: 'fine' })).toBe(1);
+    const lingering = await db.pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(30)%' AND state = 'active'");
+    expect(lingering.rows[0].n).toBe(0);
+  });
+
+  it('isolates a collector that fails (missing table) from the others', async () => {
+    const { text, self } = await pollOnce([gauge('broken', 'SELECT count(*) AS v FROM no_such_table'), gauge('fine', 'SELECT 7 AS v')]);
+    expect(sampleValue(text, 'test_fine')).toBe(7);
+    expect(sampleValue(self, 'pgvector_exporter_collector_success', { collector: 'broken' })).toBe(0);
+    expect(sampleValue(self, 'pgvector_exporter_collector_last_success_timestamp_seconds', { collector: 'broken' })).toBe(0);
+  });
+
+  it('returns connections to the pool after failures', async () => {
+    await pollOnce([gauge('broken', 'SELECT 1/0 AS v')]);
+    await pollOnce([gauge('broken', 'SELECT 1/0 AS v')]);
+    expect(pool.totalCount).toBeLessThanOrEqual(3);
+    expect(pool.waitingCount).toBe(0);
+  });
+});
