@@ -81,13 +81,13 @@ export async function startServe(args: string[], env: Record<string, string | un
 }
 
 /** Polls fn until it returns a truthy value or the deadline passes (then throws with the last value). */
-export async function eventually<T>(fn: () => Promise<T>, what: string, timeoutMs = 20_000, everyMs = 200): Promise<T> {
+export async function eventually<T>(fn: () => Promise<T>, what: string, timeoutMs = 20_000, everyMs = 200): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       last = await fn();
-      if (last) return last as T;
+      if (last) return last as NonNullable<T>;
     } catch (err) {
       last = err;
     }
