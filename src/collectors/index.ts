@@ -3,6 +3,7 @@ import type { Collector } from './collector.js';
 import { connectionsCollector, connectionsOptions } from './connections.js';
 import { connectivityCollector } from './connectivity.js';
 import { databaseCollector } from './database.js';
+import { indexesCollector, indexesOptions } from './indexes.js';
 import { tablesCollector, tablesOptions } from './tables.js';
 
 /**
@@ -15,6 +16,7 @@ export const COLLECTOR_FACTORIES: Partial<Record<CollectorName, (config: Config)
   database: () => databaseCollector(),
   connections: (config) => connectionsCollector(connectionsOptions(config)),
   tables: (config) => tablesCollector(tablesOptions(config)),
+  indexes: (config) => indexesCollector(indexesOptions(config)),
 };
 
 /** The enabled collectors, in COLLECTOR_NAMES order. */

@@ -1,0 +1,261 @@
+import type { Config } from '../config/schema.js';
+import type { Collector, MetricFamily, Sample } from './collector.js';
+
+/**
+ * Every index on the managed tables (valid, ready, size, scans), leftovers of an interrupted
+ * CREATE INDEX / REINDEX CONCURRENTLY (`*_ccnew*`, invalid) included; a presence gauge for each
+ * expected index that reads 0 when the index is gone instead of a series that just disappears; what
+ * pgvector's guidance asks of a vector index (method, operator class, dimensions, build parameters,
+ * IVFFlat lists against rows, size against shared_buffers); and index builds in progress.
+ */
+const INDEX_LABELS = ['schemaname', 'relname', 'indexrelname'] as const;
+const VECTOR_LABELS = ['relname', 'indexrelname'] as const;
+
+const FAMILIES = {
+  valid: {
+    name: 'pg_index_valid',
+    help: 'pg_index.indisvalid: 1 if the index is currently valid for queries, 0 if it may be incomplete (an interrupted CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY).',
+    type: 'gauge',
+    labelNames: INDEX_LABELS,
+  },
+  ready: {
+    name: 'pg_index_ready',
+    help: 'pg_index.indisready: 1 if the index is ready for inserts, 0 if it is still being built and inserts ignore it.',
+    type: 'gauge',
+    labelNames: INDEX_LABELS,
+  },
+  size: { name: 'pg_index_size_bytes', help: 'Disk space used by the index, pg_relation_size().', type: 'gauge', labelNames: INDEX_LABELS },
+  scans: {
+    name: 'pg_stat_user_indexes_idx_scan',
+    help: 'Number of index scans initiated on this index',
+    type: 'counter',
+    labelNames: INDEX_LABELS,
+  },
+  tuplesRead: {
+    name: 'pg_stat_user_indexes_idx_tup_read',
+    help: 'Number of index entries returned by scans on this index',
+    type: 'counter',
+    labelNames: INDEX_LABELS,
+  },
+  expected: {
+    name: 'pg_index_expected_present',
+    help: 'For each index named in expected_indexes: 1 when an index of that name exists in the schema (valid or not), 0 when it is missing.',
+    type: 'gauge',
+    labelNames: ['indexrelname'],
+  },
+  vectorInfo: {
+    name: 'pgvector_index_info',
+    help: 'A pgvector index (value 1) with its access method, operator class, dimensions and build parameters (m and ef_construction for hnsw, lists for ivfflat; pgvector defaults when not set).',
+    type: 'gauge',
+    labelNames: ['indexrelname', 'relname', 'method', 'opclass', 'dimensions', 'm', 'ef_construction', 'lists'],
+  },
+  sharedBuffers: {
+    name: 'pgvector_index_shared_buffers_ratio',
+    help: 'Vector index size over shared_buffers: above 1 the index no longer fits in the buffer cache and search throughput drops sharply.',
+    type: 'gauge',
+    labelNames: VECTOR_LABELS,
+  },
+  tableDeadTuples: {
+    name: 'pgvector_index_table_dead_tuples',
+    help: "n_dead_tup of the vector index's table: HNSW searches return fewer results until VACUUM removes dead tuples.",
+    type: 'gauge',
+    labelNames: VECTOR_LABELS,
+  },
+  rowsPerList: {
+    name: 'pgvector_ivfflat_rows_per_list',
+    help: "An IVFFlat index's table rows (n_live_tup) divided by its lists.",
+    type: 'gauge',
+    labelNames: VECTOR_LABELS,
+  },
+  recommendedLists: {
+    name: 'pgvector_ivfflat_recommended_lists',
+    help: "pgvector's guidance for the table's current rows: lists = rows / 1000 up to 1M rows, sqrt(rows) above (at least 1).",
+    type: 'gauge',
+    labelNames: VECTOR_LABELS,
+  },
+  buildInProgress: {
+    name: 'pg_index_build_in_progress',
+    help: 'CREATE INDEX / REINDEX commands running on the table, by phase (pg_stat_progress_create_index); absent when none.',
+    type: 'gauge',
+    labelNames: ['relname', 'phase'],
+  },
+  buildProgress: {
+    name: 'pg_index_build_progress_ratio',
+    help: 'Progress of the running index builds on the table in the current phase: blocks_done/blocks_total, or tuples_done/tuples_total when the phase counts tuples.',
+    type: 'gauge',
+    labelNames: ['relname', 'phase'],
+  },
+} satisfies Record<string, MetricFamily>;
+
+/** pgvector's access methods and the defaults of their reloptions (pgvector 0.8 README). */
+const VECTOR_METHODS = new Set(['hnsw', 'ivfflat']);
+const DEFAULTS = { m: '16', ef_construction: '64', lists: '100' };
+
+const option = (name: string) => `(SELECT option_value FROM pg_options_to_table(i.reloptions) WHERE option_name = '${name}') AS ${name}`;
+
+/**
+ * The statistics functions are called for these indexes only (pg_stat_user_indexes would compute every
+ * index of the database first). The dimensions are the typmod of the index's first column, which for an
+ * expression index such as (embedding::halfvec(3072)) is the expression's type, halfvec(3072).
+ */
+export const INDEXES_SQL = `
+SELECT n.nspname AS schemaname, t.relname, i.relname AS indexrelname,
+       x.indisvalid AS valid, x.indisready AS ready,
+       pg_relation_size(i.oid)::float8 AS size_bytes,
+       pg_stat_get_numscans(i.oid)::float8 AS idx_scan,
+       pg_stat_get_tuples_returned(i.oid)::float8 AS idx_tup_read,
+       am.amname AS method, opc.opcname AS opclass, a.atttypmod AS typmod,
+       ${option('m')}, ${option('ef_construction')}, ${option('lists')},
+       pg_stat_get_live_tuples(t.oid)::float8 AS table_live_tuples,
+       pg_stat_get_dead_tuples(t.oid)::float8 AS table_dead_tuples,
+       pg_size_bytes(current_setting('shared_buffers'))::float8 AS shared_buffers_bytes
+  FROM pg_index x
+  JOIN pg_class i ON i.oid = x.indexrelid
+  JOIN pg_class t ON t.oid = x.indrelid
+  JOIN pg_namespace n ON n.oid = t.relnamespace
+  JOIN pg_am am ON am.oid = i.relam
+  LEFT JOIN pg_opclass opc ON opc.oid = x.indclass[0]
+  LEFT JOIN pg_attribute a ON a.attrelid = i.oid AND a.attnum = 1
+ WHERE n.nspname = $1 AND t.relname = ANY($2::text[])`;
+
+/** Whether each expected index name exists in the schema, as an index or a partitioned index. */
+export const EXPECTED_SQL = `
+SELECT e.name AS indexrelname,
+       EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relname = e.name AND n.nspname = $1 AND c.relkind IN ('i', 'I')) AS present
+  FROM unnest($2::text[]) AS e(name)`;
+
+/** Builds in this database, summed per table and phase so two builds never make duplicate series. */
+export const BUILDS_SQL = `
+SELECT c.relname, p.phase, count(*)::float8 AS builds,
+       sum(p.blocks_done)::float8 AS blocks_done, sum(p.blocks_total)::float8 AS blocks_total,
+       sum(p.tuples_done)::float8 AS tuples_done, sum(p.tuples_total)::float8 AS tuples_total
+  FROM pg_stat_progress_create_index p
+  JOIN pg_class c ON c.oid = p.relid
+ WHERE p.datname = current_database()
+ GROUP BY c.relname, p.phase`;
+
+export interface IndexRow extends Record<string, unknown> {
+  schemaname: string;
+  relname: string;
+  indexrelname: string;
+  valid: boolean;
+  ready: boolean;
+  size_bytes: number | null;
+  idx_scan: number | null;
+  idx_tup_read: number | null;
+  method: string;
+  opclass: string | null;
+  typmod: number | null;
+  m: string | null;
+  ef_construction: string | null;
+  lists: string | null;
+  table_live_tuples: number | null;
+  table_dead_tuples: number | null;
+  shared_buffers_bytes: number;
+}
+
+interface ExpectedRow extends Record<string, unknown> {
+  indexrelname: string;
+  present: boolean;
+}
+
+export interface BuildRow extends Record<string, unknown> {
+  relname: string;
+  phase: string;
+  builds: number;
+  blocks_done: number | null;
+  blocks_total: number | null;
+  tuples_done: number | null;
+  tuples_total: number | null;
+}
+
+/** pgvector's IVFFlat guidance: rows / 1000 up to 1M rows, sqrt(rows) above; never fewer than 1 list. */
+export function recommendedLists(rows: number): number {
+  const lists = rows <= 1_000_000 ? rows / 1000 : Math.sqrt(rows);
+  return Math.max(1, Math.round(lists));
+}
+
+export function indexSamples(row: IndexRow): Sample[] {
+  const labels = { schemaname: row.schemaname, relname: row.relname, indexrelname: row.indexrelname };
+  const samples: Sample[] = [
+    { family: FAMILIES.valid.name, labels, value: row.valid ? 1 : 0 },
+    { family: FAMILIES.ready.name, labels, value: row.ready ? 1 : 0 },
+    { family: FAMILIES.size.name, labels, value: row.size_bytes ?? 0 },
+    { family: FAMILIES.scans.name, labels, value: row.idx_scan ?? 0 },
+    { family: FAMILIES.tuplesRead.name, labels, value: row.idx_tup_read ?? 0 },
+  ];
+  if (VECTOR_METHODS.has(row.method)) samples.push(...vectorSamples(row));
+  return samples;
+}
+
+function vectorSamples(row: IndexRow): Sample[] {
+  const labels = { relname: row.relname, indexrelname: row.indexrelname };
+  const hnsw = row.method === 'hnsw';
+  const lists = hnsw ? undefined : Number(row.lists ?? DEFAULTS.lists);
+  const info = {
+    ...labels,
+    method: row.method,
+    opclass: row.opclass ?? '',
+    // A typmod of -1 means the column declares no dimensions (pgvector refuses to index those).
+    dimensions: row.typmod !== null && row.typmod > 0 ? String(row.typmod) : '',
+    m: hnsw ? (row.m ?? DEFAULTS.m) : '',
+    ef_construction: hnsw ? (row.ef_construction ?? DEFAULTS.ef_construction) : '',
+    lists: lists === undefined ? '' : String(lists),
+  };
+  const samples: Sample[] = [
+    { family: FAMILIES.vectorInfo.name, labels: info, value: 1 },
+    { family: FAMILIES.sharedBuffers.name, labels, value: (row.size_bytes ?? 0) / row.shared_buffers_bytes },
+    { family: FAMILIES.tableDeadTuples.name, labels, value: row.table_dead_tuples ?? 0 },
+  ];
+  if (lists !== undefined) {
+    const rows = row.table_live_tuples ?? 0;
+    samples.push(
+      { family: FAMILIES.rowsPerList.name, labels, value: lists > 0 ? rows / lists : 0 },
+      { family: FAMILIES.recommendedLists.name, labels, value: recommendedLists(rows) },
+    );
+  }
+  return samples;
+}
+
+export function expectedSamples(rows: ExpectedRow[]): Sample[] {
+  return rows.map((row) => ({ family: FAMILIES.expected.name, labels: { indexrelname: row.indexrelname }, value: row.present ? 1 : 0 }));
+}
+
+export function buildSamples(row: BuildRow): Sample[] {
+  const labels = { relname: row.relname, phase: row.phase };
+  const samples: Sample[] = [{ family: FAMILIES.buildInProgress.name, labels, value: row.builds }];
+  const ratio = progressRatio(row);
+  if (ratio !== undefined) samples.push({ family: FAMILIES.buildProgress.name, labels, value: ratio });
+  return samples;
+}
+
+/** Phases count either blocks (scanning the table) or tuples (loading, validating); some count neither. */
+function progressRatio(row: BuildRow): number | undefined {
+  if (row.blocks_total) return (row.blocks_done ?? 0) / row.blocks_total;
+  if (row.tuples_total) return (row.tuples_done ?? 0) / row.tuples_total;
+  return undefined;
+}
+
+export interface IndexesOptions {
+  schema: string;
+  tables: readonly string[];
+  expectedIndexes: readonly string[];
+}
+
+export function indexesCollector(options: IndexesOptions): Collector {
+  return {
+    name: 'indexes',
+    families: Object.values(FAMILIES),
+    async collect({ query }) {
+      const indexes = await query<IndexRow>(INDEXES_SQL, [options.schema, options.tables]);
+      const expected = await query<ExpectedRow>(EXPECTED_SQL, [options.schema, options.expectedIndexes]);
+      const builds = await query<BuildRow>(BUILDS_SQL);
+      return [...indexes.flatMap(indexSamples), ...expectedSamples(expected), ...builds.flatMap(buildSamples)];
+    },
+  };
+}
+
+export function indexesOptions(config: Config): IndexesOptions {
+  return { schema: config.schema, tables: config.managed_tables, expectedIndexes: config.expected_indexes };
+}
