@@ -51,7 +51,7 @@ describe('indexes collector', () => {
       'SELECT indexrelname FROM pg_stat_user_indexes WHERE relname = ANY($1)',
       [options.tables],
     );
-    const names = samplesOf(samples, 'pg_index_valid').map((s) => s.labels!.indexrelname);
+    const names = samplesOf(samples, 'pg_index_valid').map((s) => s.labels!.indexrelname!);
     expect(names.sort()).toEqual(rows.map((r) => r.indexrelname).sort());
     for (const name of names) {
       expect(valueOf(samples, 'pg_index_valid', idx(name))).toBe(1);
