@@ -4,6 +4,8 @@ import { connectionsCollector, connectionsOptions } from './connections.js';
 import { connectivityCollector } from './connectivity.js';
 import { databaseCollector } from './database.js';
 import { indexesCollector, indexesOptions } from './indexes.js';
+import { embeddingsCollector } from './embeddings.js';
+import { healthCollector } from './health.js';
 import { tablesCollector, tablesOptions } from './tables.js';
 
 /**
@@ -17,6 +19,8 @@ export const COLLECTOR_FACTORIES: Partial<Record<CollectorName, (config: Config)
   connections: (config) => connectionsCollector(connectionsOptions(config)),
   tables: (config) => tablesCollector(tablesOptions(config)),
   indexes: (config) => indexesCollector(indexesOptions(config)),
+  health: () => healthCollector(),
+  embeddings: (config) => embeddingsCollector(config.embeddings),
 };
 
 /** The enabled collectors, in COLLECTOR_NAMES order. */

@@ -158,6 +158,9 @@ export const FIELDS: FieldSpec[] = [
   { key: 'query_log.buckets', type: 'list of seconds', parse: parseNumberList, default: DEFAULT_QUERY_BUCKETS, help: 'histogram buckets of rag_query_duration_seconds' },
   { key: 'query_log.query_types', type: 'list', parse: parseStringList, default: ['vector_search', 'hybrid_search', 'text_search', 'insert', 'update', 'delete'], help: 'query_type values kept as labels; others are counted as "other"' },
   { key: 'query_log.lookback', type: 'duration', parse: parseDuration, default: '0s', help: 'on start, also read log rows this far back (0 = only rows written after start)' },
+  { key: 'query_log.batch_rows', type: 'int', parse: (v) => parseInteger(v, 1000, 10_000_000), default: 250_000, help: 'log rows aggregated per statement; a poll runs more statements while it is behind and within its time budget' },
+  { key: 'embeddings.dimensions', type: 'int', parse: (v) => parseInteger(v, 1, 64_000), default: 3072, help: 'expected vector dimension of chunk_embeddings.embedding' },
+  { key: 'embeddings.models', type: 'list', parse: parseStringList, default: ['text-embedding-3-large', 'text-embedding-3-small'], help: 'model_name values reported by name; others count as unknown ("other")' },
   { key: 'recall.sample_size', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 20, help: 'stored embeddings used as queries per recall measurement' },
   { key: 'recall.top_k', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 10, help: 'neighbours compared per query' },
   { key: 'recall.ef_search', type: 'int', parse: (v) => parseInteger(v, 0, 1000), default: 0, help: 'hnsw.ef_search for the index pass (0 = the server default)' },
@@ -208,7 +211,8 @@ export interface Config {
   schema: string;
   collectors: Record<CollectorName, CollectorConfig>;
   connections: { top_applications: number };
-  query_log: { buckets: number[]; query_types: string[]; lookback: number };
+  query_log: { buckets: number[]; query_types: string[]; lookback: number; batch_rows: number };
+  embeddings: { dimensions: number; models: string[] };
   recall: { sample_size: number; top_k: number; ef_search: number };
   statements: { top_n: number };
   jobs: {

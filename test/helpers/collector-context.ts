@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { isHistogramSample, type CollectContext, type Labels, type Sample } from '../../src/collectors/collector.js';
+import { isHistogramSample, type CollectContext, type Labels, type MetricFamily, type Sample } from '../../src/collectors/collector.js';
 import { createLogger } from '../../src/log.js';
 
 /** A collect() context on one pg client, as the poller would hand it (silent log, empty pool stats). */
@@ -62,4 +62,16 @@ export function valueOf(samples: Sample[], family: string, labels: Labels = {}):
 /** Waits until the server's cumulative statistics reflect this session's work (PG15 flushes lazily). */
 export async function flushStats(client: pg.Client | pg.Pool): Promise<void> {
   await client.query('SELECT pg_stat_force_next_flush()');
+}
+
+/** Problems with samples that do not match their collector's declared families and label names (empty = none). */
+export function undeclaredSamples(families: readonly MetricFamily[], samples: readonly Sample[]): string[] {
+  const problems: string[] = [];
+  for (const sample of samples) {
+    const family = families.find((f) => f.name === sample.family);
+    const labels = Object.keys(sample.labels ?? {}).sort().join(',');
+    if (!family) problems.push(`undeclared family ${sample.family}`);
+    else if (labels !== [...family.labelNames].sort().join(',')) problems.push(`${sample.family}: labels ${labels} != ${family.labelNames.join(',')}`);
+  }
+  return problems;
 }

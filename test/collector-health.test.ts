@@ -1,0 +1,53 @@
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HEALTH_SQL, HEALTH_STATUSES, healthCollector } from '../src/collectors/health.js';
+import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { collectorContext, connect, undeclaredSamples, valueOf } from './helpers/collector-context.js';
+import { embedMissing, insertDocuments } from './helpers/corpus.js';
+
+const FAMILY = 'rag_health_check_status';
+
+describe('health collector', () => {
+  let db: TestDatabase;
+  let client: pg.Client;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    client = await connect(db.url);
+  });
+  afterAll(async () => {
+    await client.end();
+    await db.drop();
+  });
+
+  it('publishes three series per component, exactly one of them 1', async () => {
+    const collector = healthCollector();
+    const samples = await collector.collect(collectorContext(client));
+    expect(undeclaredSamples(collector.families, samples)).toEqual([]);
+    const components = (await client.query<{ component: string }>(HEALTH_SQL)).rows.map((r) => r.component);
+    expect(components).toContain('vector_index');
+    expect(samples).toHaveLength(components.length * HEALTH_STATUSES.length);
+    for (const component of components) {
+      const values = HEALTH_STATUSES.map((status) => valueOf(samples, FAMILY, { component, status }));
+      expect(values.sort()).toEqual([0, 0, 1]);
+    }
+    expect(valueOf(samples, FAMILY, { component: 'vector_index', status: 'HEALTHY' })).toBe(1);
+  });
+
+  it('follows the database: a document without an embedding is a WARNING, a dropped vector index CRITICAL', async () => {
+    await insertDocuments(client, 20, 'health');
+    await embedMissing(client);
+    await insertDocuments(client, 1, 'unembedded');
+    await client.query('DROP INDEX idx_embeddings_vector');
+
+    const samples = await healthCollector().collect(collectorContext(client));
+    expect(valueOf(samples, FAMILY, { component: 'embedding_completeness', status: 'WARNING' })).toBe(1);
+    expect(valueOf(samples, FAMILY, { component: 'embedding_completeness', status: 'HEALTHY' })).toBe(0);
+    expect(valueOf(samples, FAMILY, { component: 'vector_index', status: 'CRITICAL' })).toBe(1);
+    expect(valueOf(samples, FAMILY, { component: 'vector_index', status: 'HEALTHY' })).toBe(0);
+  });
+
+  it('fails (does not publish zeros) when the function is missing', async () => {
+    await client.query('DROP FUNCTION system_health_check()');
+    await expect(healthCollector().collect(collectorContext(client))).rejects.toThrow(/system_health_check/);
+  });
+});
