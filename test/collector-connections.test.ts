@@ -91,14 +91,14 @@ describe('connections collector', () => {
     await open(2, minor);
 
     const all = await connectionsCollector(options).collect(collectorContext(client));
-    expect(valueOf(all, 'pg_stat_activity_application_count', { application_name: top })).toBe(15);
-    expect(valueOf(all, 'pg_stat_activity_application_count', { application_name: minor })).toBe(2);
-    expect(valueOf(all, 'pg_stat_activity_application_count', { application_name: 'pgvector-exporter' })).toBeGreaterThanOrEqual(1);
+    expect(valueOf(all, 'pg_stat_activity_application_connections', { application_name: top })).toBe(15);
+    expect(valueOf(all, 'pg_stat_activity_application_connections', { application_name: minor })).toBe(2);
+    expect(valueOf(all, 'pg_stat_activity_application_connections', { application_name: 'pgvector-exporter' })).toBeGreaterThanOrEqual(1);
 
     const bounded = await connectionsCollector({ ...options, topApplications: 1 }).collect(collectorContext(client));
-    const series = samplesOf(bounded, 'pg_stat_activity_application_count');
+    const series = samplesOf(bounded, 'pg_stat_activity_application_connections');
     expect(series.map((s) => s.labels!.application_name).sort()).toEqual(['other', top].sort());
-    expect(valueOf(bounded, 'pg_stat_activity_application_count', { application_name: 'other' })).toBeGreaterThanOrEqual(2 + 1);
+    expect(valueOf(bounded, 'pg_stat_activity_application_connections', { application_name: 'other' })).toBeGreaterThanOrEqual(2 + 1);
   });
 
   it('counts backends waiting on a lock', async () => {

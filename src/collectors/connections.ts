@@ -17,7 +17,7 @@ const FAMILIES = {
     labelNames: ['datname', 'state'],
   },
   applications: {
-    name: 'pg_stat_activity_application_count',
+    name: 'pg_stat_activity_application_connections',
     help: 'Client backends by application_name: the top N names by connection count, the rest summed as "other".',
     type: 'gauge',
     labelNames: ['application_name'],
