@@ -15,7 +15,9 @@ CREATE TABLE framework_documents (
   CONSTRAINT framework_documents_pkey PRIMARY KEY (id),
   CONSTRAINT uq_documents_chunk_id UNIQUE (chunk_id),
   CONSTRAINT chk_documents_source_file_format CHECK (source_file ~ '^[A-Za-z0-9_.-]+$'),
-  CONSTRAINT chk_documents_content_not_empty CHECK (length(trim(content)) > 0)
+  -- trim() strips only spaces: '\n\t' would pass length(trim(content)) > 0. Require a character
+  -- that is not whitespace of any kind (space, tab, newline, CR, VT, FF).
+  CONSTRAINT chk_documents_content_not_empty CHECK (content ~ '[^[:space:]]')
 );
 -- chunk_id is indexed by uq_documents_chunk_id.
 CREATE INDEX idx_documents_section     ON framework_documents (section);
