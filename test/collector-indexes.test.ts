@@ -95,7 +95,7 @@ describe('indexes collector', () => {
     const after = await collect();
     const vector = idx('idx_embeddings_vector');
     expect(valueOf(after, 'pg_stat_user_indexes_idx_scan', vector) - valueOf(before, 'pg_stat_user_indexes_idx_scan', vector)).toBe(1);
-    expect(valueOf(after, 'pg_stat_user_indexes_idx_tup_read', vector)).toBeGreaterThan(valueOf(before, 'pg_stat_user_indexes_idx_tup_read', vector));
+    expect(valueOf(after, 'pg_stat_user_indexes_idx_tup_read_total', vector)).toBeGreaterThan(valueOf(before, 'pg_stat_user_indexes_idx_tup_read_total', vector));
     expect(valueOf(after, 'pg_index_size_bytes', vector)).toBeGreaterThan(valueOf(before, 'pg_index_size_bytes', vector));
     expect(valueOf(after, 'pgvector_index_table_dead_tuples', vector)).toBe(1);
   });

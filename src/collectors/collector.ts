@@ -17,6 +17,17 @@ export interface MetricFamily {
   labelNames: readonly string[];
   /** Histogram upper bounds in seconds (without +Inf). */
   buckets?: readonly number[];
+  /**
+   * Named, typed and labelled exactly as prometheus-community/postgres_exporter publishes it, so community
+   * dashboards and alerts keep working. Such families keep that exporter's conventions (counters without
+   * `_total`, `pg_stat_activity_count`), so promtool's naming lints are not applied to them.
+   */
+  compatibility?: 'postgres_exporter';
+}
+
+/** The names of the families that follow postgres_exporter rather than this project's naming rules. */
+export function postgresExporterFamilies(families: readonly MetricFamily[]): Set<string> {
+  return new Set(families.filter((f) => f.compatibility === 'postgres_exporter').map((f) => f.name));
 }
 
 export interface GaugeSample {

@@ -9,12 +9,13 @@ import type { Collector, MetricFamily, Sample } from './collector.js';
  * The exporter's own connections (application_name pgvector-exporter) are counted like any other.
  */
 const FAMILIES = {
-  count: { name: 'pg_stat_activity_count', help: 'number of connections in this state', type: 'gauge', labelNames: ['datname', 'state'] },
+  count: { name: 'pg_stat_activity_count', help: 'number of connections in this state', type: 'gauge', labelNames: ['datname', 'state'], compatibility: 'postgres_exporter' },
   maxTxDuration: {
     name: 'pg_stat_activity_max_tx_duration',
     help: 'max duration in seconds any active transaction has been running',
     type: 'gauge',
     labelNames: ['datname', 'state'],
+    compatibility: 'postgres_exporter',
   },
   applications: {
     name: 'pg_stat_activity_application_connections',
@@ -22,12 +23,19 @@ const FAMILIES = {
     type: 'gauge',
     labelNames: ['application_name'],
   },
-  maxConnections: { name: 'pg_settings_max_connections', help: 'Sets the maximum number of concurrent connections.', type: 'gauge', labelNames: [] },
+  maxConnections: {
+    name: 'pg_settings_max_connections',
+    help: 'Sets the maximum number of concurrent connections.',
+    type: 'gauge',
+    labelNames: [],
+    compatibility: 'postgres_exporter',
+  },
   superuserReserved: {
     name: 'pg_settings_superuser_reserved_connections',
     help: 'Sets the number of connection slots reserved for superusers.',
     type: 'gauge',
     labelNames: [],
+    compatibility: 'postgres_exporter',
   },
   utilization: {
     name: 'pg_connections_utilization_ratio',

@@ -9,7 +9,7 @@ import type { Collector, MetricFamily, Sample } from './collector.js';
 const STAT_LABELS = ['datid', 'datname'] as const;
 
 function statFamily(column: string, type: 'gauge' | 'counter', help: string): MetricFamily {
-  return { name: `pg_stat_database_${column}`, help, type, labelNames: STAT_LABELS };
+  return { name: `pg_stat_database_${column}`, help, type, labelNames: STAT_LABELS, compatibility: 'postgres_exporter' };
 }
 
 /** pg_stat_database columns published as pg_stat_database_<column>, help in PostgreSQL's documentation words. */
@@ -41,7 +41,7 @@ const STAT_FAMILIES = {
 type StatColumn = keyof typeof STAT_FAMILIES;
 
 const FAMILIES = {
-  size: { name: 'pg_database_size_bytes', help: 'Disk space used by the database', type: 'gauge', labelNames: ['datname'] },
+  size: { name: 'pg_database_size_bytes', help: 'Disk space used by the database', type: 'gauge', labelNames: ['datname'], compatibility: 'postgres_exporter' },
   frozenxidAge: {
     name: 'pg_database_frozenxid_age',
     help: 'Age in transactions of the database\'s datfrozenxid, age(datfrozenxid): autovacuum forces a wraparound-preventing vacuum when it exceeds autovacuum_freeze_max_age.',
@@ -53,6 +53,7 @@ const FAMILIES = {
     help: 'Age at which to autovacuum a table to prevent transaction ID wraparound.',
     type: 'gauge',
     labelNames: [],
+    compatibility: 'postgres_exporter',
   },
 } satisfies Record<string, MetricFamily>;
 

@@ -30,9 +30,10 @@ const FAMILIES = {
     help: 'Number of index scans initiated on this index',
     type: 'counter',
     labelNames: INDEX_LABELS,
+    compatibility: 'postgres_exporter',
   },
   tuplesRead: {
-    name: 'pg_stat_user_indexes_idx_tup_read',
+    name: 'pg_stat_user_indexes_idx_tup_read_total',
     help: 'Number of index entries returned by scans on this index',
     type: 'counter',
     labelNames: INDEX_LABELS,

@@ -12,20 +12,24 @@ function family(name: string, type: 'gauge' | 'counter', help: string): MetricFa
   return { name, help, type, labelNames: LABELS };
 }
 
+function compatible(name: string, type: 'gauge' | 'counter', help: string): MetricFamily {
+  return { ...family(name, type, help), compatibility: 'postgres_exporter' };
+}
+
 /** Row column -> family, help in PostgreSQL's documentation words (as postgres_exporter has them). */
 const COLUMN_FAMILIES = {
-  seq_scan: family('pg_stat_user_tables_seq_scan', 'counter', 'Number of sequential scans initiated on this table'),
-  idx_scan: family('pg_stat_user_tables_idx_scan', 'counter', 'Number of index scans initiated on this table'),
-  n_tup_ins: family('pg_stat_user_tables_n_tup_ins', 'counter', 'Number of rows inserted'),
-  n_tup_upd: family('pg_stat_user_tables_n_tup_upd', 'counter', 'Number of rows updated'),
-  n_tup_del: family('pg_stat_user_tables_n_tup_del', 'counter', 'Number of rows deleted'),
-  n_live_tup: family('pg_stat_user_tables_n_live_tup', 'gauge', 'Estimated number of live rows'),
-  n_dead_tup: family('pg_stat_user_tables_n_dead_tup', 'gauge', 'Estimated number of dead rows'),
-  n_mod_since_analyze: family('pg_stat_user_tables_n_mod_since_analyze', 'gauge', 'Estimated number of rows changed since last analyze'),
-  last_vacuum: family('pg_stat_user_tables_last_vacuum', 'gauge', 'Last time at which this table was manually vacuumed (not counting VACUUM FULL)'),
-  last_autovacuum: family('pg_stat_user_tables_last_autovacuum', 'gauge', 'Last time at which this table was vacuumed by the autovacuum daemon'),
-  last_analyze: family('pg_stat_user_tables_last_analyze', 'gauge', 'Last time at which this table was manually analyzed'),
-  last_autoanalyze: family('pg_stat_user_tables_last_autoanalyze', 'gauge', 'Last time at which this table was analyzed by the autovacuum daemon'),
+  seq_scan: compatible('pg_stat_user_tables_seq_scan', 'counter', 'Number of sequential scans initiated on this table'),
+  idx_scan: compatible('pg_stat_user_tables_idx_scan', 'counter', 'Number of index scans initiated on this table'),
+  n_tup_ins: compatible('pg_stat_user_tables_n_tup_ins', 'counter', 'Number of rows inserted'),
+  n_tup_upd: compatible('pg_stat_user_tables_n_tup_upd', 'counter', 'Number of rows updated'),
+  n_tup_del: compatible('pg_stat_user_tables_n_tup_del', 'counter', 'Number of rows deleted'),
+  n_live_tup: compatible('pg_stat_user_tables_n_live_tup', 'gauge', 'Estimated number of live rows'),
+  n_dead_tup: compatible('pg_stat_user_tables_n_dead_tup', 'gauge', 'Estimated number of dead rows'),
+  n_mod_since_analyze: compatible('pg_stat_user_tables_n_mod_since_analyze', 'gauge', 'Estimated number of rows changed since last analyze'),
+  last_vacuum: compatible('pg_stat_user_tables_last_vacuum', 'gauge', 'Last time at which this table was manually vacuumed (not counting VACUUM FULL)'),
+  last_autovacuum: compatible('pg_stat_user_tables_last_autovacuum', 'gauge', 'Last time at which this table was vacuumed by the autovacuum daemon'),
+  last_analyze: compatible('pg_stat_user_tables_last_analyze', 'gauge', 'Last time at which this table was manually analyzed'),
+  last_autoanalyze: compatible('pg_stat_user_tables_last_autoanalyze', 'gauge', 'Last time at which this table was analyzed by the autovacuum daemon'),
   table_size_bytes: family('pg_table_size_bytes', 'gauge', 'Disk space used by the table, excluding indexes (but including TOAST, free space map, and visibility map): pg_table_size().'),
   total_size_bytes: family('pg_total_relation_size_bytes', 'gauge', 'Total disk space used by the table, including all indexes and TOAST data: pg_total_relation_size().'),
 } satisfies Record<string, MetricFamily>;
