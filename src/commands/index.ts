@@ -1,6 +1,7 @@
 import type { Command } from './command.js';
+import { jobsCommand } from './jobs.js';
 import { migrateCommand } from './migrate.js';
 import { serveCommand } from './serve.js';
 
 /** The one list of subcommands. */
-export const COMMANDS: Command[] = [serveCommand, migrateCommand];
+export const COMMANDS: Command[] = [serveCommand, migrateCommand, jobsCommand];

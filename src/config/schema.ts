@@ -92,13 +92,17 @@ interface JobDefaults {
   schedule: string;
   enabled: boolean;
   statementTimeout: string;
+  /** Default 5s: a maintenance statement waiting for a lock must not queue the service's queries for long. */
+  lockTimeout?: string;
   help: string;
 }
 
 const JOB_DEFAULTS: Record<JobName, JobDefaults> = {
   analyze: { schedule: '0 2 * * *', enabled: true, statementTimeout: '30m', help: 'ANALYZE the managed tables' },
   'vacuum-analyze': { schedule: '0 3 * * 0', enabled: true, statementTimeout: '2h', help: 'VACUUM (ANALYZE) the managed tables' },
-  'reindex-vector': { schedule: '0 4 * * 0', enabled: true, statementTimeout: '0', help: 'REINDEX CONCURRENTLY the vector index when needed' },
+  // REINDEX CONCURRENTLY only takes SHARE UPDATE EXCLUSIVE and then waits for older transactions to end;
+  // neither blocks searches or writes, so it may wait longer than the other jobs before giving up.
+  'reindex-vector': { schedule: '0 4 * * 0', enabled: true, statementTimeout: '0', lockTimeout: '1m', help: 'REINDEX CONCURRENTLY the vector index when needed' },
   'log-retention': { schedule: '30 1 * * *', enabled: true, statementTimeout: '1m', help: 'archive and expire query_performance_log rows' },
   backup: { schedule: '0 1 * * *', enabled: false, statementTimeout: '0', help: 'pg_dump --format=custom, verified' },
 };
@@ -127,7 +131,7 @@ function jobFields(): FieldSpec[] {
       { key: `jobs.${name}.enabled`, type: 'bool', parse: parseBoolean, default: d.enabled, help: `schedule the ${name} job (${d.help})` },
       { key: `jobs.${name}.schedule`, type: 'cron', parse: parseCron, default: d.schedule, help: `cron expression of the ${name} job` },
       { key: `jobs.${name}.timezone`, type: 'timezone', parse: parseTimezone, default: 'UTC', help: `time zone of the ${name} schedule` },
-      { key: `jobs.${name}.lock_timeout`, type: 'duration', parse: parseDuration, default: '5s', help: `lock_timeout of the ${name} job's statements` },
+      { key: `jobs.${name}.lock_timeout`, type: 'duration', parse: parseDuration, default: d.lockTimeout ?? '5s', help: `lock_timeout of the ${name} job's statements` },
       { key: `jobs.${name}.statement_timeout`, type: 'duration', parse: parseDuration, default: d.statementTimeout, help: `statement_timeout of the ${name} job's statements (0 = none)` },
     ];
   });
@@ -174,6 +178,7 @@ export const FIELDS: FieldSpec[] = [
   ...jobFields(),
   { key: 'jobs.reindex-vector.index', type: 'string', parse: parseString, default: 'idx_embeddings_vector', help: 'the vector index to rebuild' },
   { key: 'jobs.reindex-vector.change_threshold', type: 'ratio', parse: (v) => parseNumber(v, 0, 10), default: 0.2, help: 'rebuild when rows inserted/updated/deleted since the last build exceed this share of the table' },
+  { key: 'jobs.reindex-vector.lists_growth_factor', type: 'number', parse: (v) => parseNumber(v, 1, 100), default: 2, help: 'IVFFlat: rebuild with new lists when rows/1000 (sqrt(rows) above 1M rows) exceeds this factor times the current lists' },
   { key: 'jobs.log-retention.retention', type: 'duration', parse: positiveDuration, default: '30d', help: 'query_performance_log rows older than this move to the archive' },
   { key: 'jobs.log-retention.archive_retention', type: 'duration', parse: positiveDuration, default: '365d', help: 'archived rows older than this are deleted' },
   { key: 'jobs.log-retention.batch_size', type: 'int', parse: (v) => parseInteger(v, 1, 1_000_000), default: 5000, help: 'rows moved per transaction' },
@@ -221,7 +226,7 @@ export interface Config {
     window: { start?: string; end?: string; timezone: string };
     analyze: JobConfig;
     'vacuum-analyze': JobConfig;
-    'reindex-vector': JobConfig & { index: string; change_threshold: number };
+    'reindex-vector': JobConfig & { index: string; change_threshold: number; lists_growth_factor: number };
     'log-retention': JobConfig & { retention: number; archive_retention: number; batch_size: number; batch_pause: number };
     backup: JobConfig & { directory: string; retention: number; pg_dump: string; pg_restore: string };
   };

@@ -1,0 +1,71 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { JobName } from '../config/schema.js';
+import type { JobHistory } from './maintenance-log.js';
+import type { RunObserver, RunResult } from './runner.js';
+
+/**
+ * The scheduler's metrics. Every enabled job's series exist from the start (counters at 0, timestamps
+ * from maintenance_log's history or 0), so `increase(...[1d]) == 0` and `time() - last_success` alerts
+ * work before the first run and across restarts. Dry runs are not counted.
+ */
+export const JOB_RESULTS = ['success', 'failure', 'skipped'] as const;
+
+/** Jobs run from seconds (ANALYZE) to hours (REINDEX of a large HNSW index, pg_dump). */
+const DURATION_BUCKETS = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400];
+
+export class JobMetrics implements RunObserver {
+  private readonly runs: Counter<'job' | 'result'>;
+  private readonly duration: Histogram<'job'>;
+  private readonly lastSuccess: Gauge<'job'>;
+  private readonly lastRun: Gauge<'job'>;
+  private readonly nextRun: Gauge<'job'>;
+  private readonly running: Gauge<'job'>;
+  private readonly backupSize: Gauge;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.runs = new Counter({ name: 'rag_maintenance_job_runs_total', help: 'Maintenance job runs by result (success, failure, skipped).', labelNames: ['job', 'result'], registers });
+    this.duration = new Histogram({ name: 'rag_maintenance_job_duration_seconds', help: 'Duration of maintenance job runs that were not skipped.', labelNames: ['job'], buckets: DURATION_BUCKETS, registers });
+    this.lastSuccess = new Gauge({ name: 'rag_maintenance_job_last_success_timestamp_seconds', help: 'Unix time of the last successful run of the job (from maintenance_log at start), 0 = never.', labelNames: ['job'], registers });
+    this.lastRun = new Gauge({ name: 'rag_maintenance_job_last_run_timestamp_seconds', help: 'Unix time the last run of the job ended, whatever its result, 0 = never.', labelNames: ['job'], registers });
+    this.nextRun = new Gauge({ name: 'rag_maintenance_job_next_run_timestamp_seconds', help: 'Unix time of the next scheduled run of the job.', labelNames: ['job'], registers });
+    this.running = new Gauge({ name: 'rag_maintenance_job_running', help: '1 while the job runs in this process, else 0.', labelNames: ['job'], registers });
+    this.backupSize = new Gauge({ name: 'rag_backup_last_size_bytes', help: 'Size of the last successful backup dump, 0 = none yet.', registers });
+  }
+
+  /** Creates every series of the given jobs, with the last success/run times found in maintenance_log. */
+  seed(jobs: readonly JobName[], history?: JobHistory): void {
+    for (const job of jobs) {
+      for (const result of JOB_RESULTS) this.runs.inc({ job, result }, 0);
+      this.duration.zero({ job });
+      this.lastSuccess.set({ job }, seconds(history?.lastSuccess.get(job)));
+      this.lastRun.set({ job }, seconds(history?.lastRun.get(job)));
+      this.running.set({ job }, 0);
+    }
+    if (jobs.includes('backup')) this.backupSize.set(history?.lastBackupSizeBytes ?? 0);
+  }
+
+  setNextRun(job: JobName, at: Date | null): void {
+    if (at) this.nextRun.set({ job }, at.getTime() / 1000);
+    else this.nextRun.remove({ job });
+  }
+
+  started(job: JobName): void {
+    this.running.set({ job }, 1);
+  }
+
+  finished(result: RunResult): void {
+    const job = result.job;
+    // A run refused before it started (one already running here, outside the window) leaves the gauge alone.
+    if (!EARLY_SKIPS.has(result.skipReason ?? '')) this.running.set({ job }, 0);
+    this.runs.inc({ job, result: result.result });
+    this.lastRun.set({ job }, result.finishedAt.getTime() / 1000);
+    if (result.result !== 'skipped') this.duration.observe({ job }, result.durationSeconds);
+    if (result.result === 'success') this.lastSuccess.set({ job }, result.finishedAt.getTime() / 1000);
+    if (result.backupSizeBytes !== undefined) this.backupSize.set(result.backupSizeBytes);
+  }
+}
+
+const EARLY_SKIPS = new Set(['already-running', 'window', 'shutting-down']);
+
+const seconds = (date: Date | undefined) => (date ? date.getTime() / 1000 : 0);

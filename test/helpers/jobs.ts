@@ -1,0 +1,77 @@
+import type pg from 'pg';
+import { loadConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { resolveConnection } from '../../src/db/connection.js';
+import { createPool } from '../../src/db/pool.js';
+import { createJobs, jobTimeouts } from '../../src/jobs/index.js';
+import { JobRunner, type RunnerOptions } from '../../src/jobs/runner.js';
+import { createLogger } from '../../src/log.js';
+
+/** The default config, adjusted by the test. */
+export function testConfig(adjust: (config: Config) => void = () => undefined): Config {
+  const config = loadConfig({ env: {} });
+  adjust(config);
+  return config;
+}
+
+export interface TestRunner {
+  runner: JobRunner;
+  pool: pg.Pool;
+  close(): Promise<void>;
+}
+
+/** A runner as serve or `jobs run` builds it, against the test database, as sidecar `host`. */
+export function testRunner(url: string, config: Config, host = 'test-sidecar', extra: Partial<RunnerOptions> = {}): TestRunner {
+  const connection = resolveConnection(url, {});
+  const log = createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : (process.env.TEST_LOG_LEVEL as 'info'));
+  const pool = createPool(connection, { applicationName: `test-jobs ${host}`, max: 3, connectTimeoutMs: 5000 }, log);
+  const runner = new JobRunner({
+    jobs: createJobs(config),
+    timeouts: jobTimeouts(config),
+    connection,
+    pool,
+    host,
+    window: config.jobs.window,
+    log,
+    connectTimeoutMs: 5000,
+    ...extra,
+  });
+  return { runner, pool, close: () => pool.end() };
+}
+
+/** A random 3,072-dimension vector in pgvector's text form. */
+export function randomVector(dims = 3072): string {
+  return `[${Array.from({ length: dims }, () => (Math.random() * 2 - 1).toFixed(4)).join(',')}]`;
+}
+
+/** n documents with one random embedding each (generated server-side: no 3,072-value literals on the wire). */
+export async function insertDocuments(pool: pg.Pool, n: number, prefix = 'doc'): Promise<void> {
+  await pool.query(
+    `WITH d AS (
+       INSERT INTO framework_documents (chunk_id, source_file, section, title, content)
+       SELECT $2 || '-' || g || '-' || md5(random()::text), 'guide.md', 'section', 'title ' || g, 'content ' || g
+         FROM generate_series(1, $1::int) g
+       RETURNING id)
+     INSERT INTO chunk_embeddings (document_id, embedding)
+     SELECT d.id, (SELECT array_agg(random() * 2 - 1)::vector(3072) FROM generate_series(1, 3072) WHERE d.id IS NOT NULL)
+       FROM d`,
+    [n, prefix],
+  );
+}
+
+/** Makes the pg_stat_user_tables counters of this session's writes visible to others now. */
+export async function flushStats(pool: pg.Pool, sql: string, params: unknown[] = []): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query(sql, params);
+    await client.query('SELECT pg_stat_force_next_flush()');
+    await client.query('SELECT 1');
+  } finally {
+    client.release();
+  }
+}
+
+export async function maintenanceRows(pool: pg.Pool, job: string): Promise<{ id: string; status: string; message: string; host: string; details: Record<string, unknown> }[]> {
+  const { rows } = await pool.query('SELECT id, status, message, host, details FROM maintenance_log WHERE job = $1 ORDER BY id', [job]);
+  return rows;
+}
