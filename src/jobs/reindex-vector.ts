@@ -129,12 +129,11 @@ export function reindexVectorJob(options: ReindexVectorOptions): Job {
     name: JOB_NAME,
     async plan(ctx) {
       const index = await readIndex(ctx.client, options.schema, options.index);
-      const [counters, rows, baseline, leftovers] = await Promise.all([
-        readCounters(ctx.client, index.tableOid),
-        readRowEstimate(ctx.client, index.tableOid),
-        readBaseline(ctx.client, qualified),
-        readLeftovers(ctx.client, options.schema, options.index, index.tableOid),
-      ]);
+      // One session: the reads run one after the other (pg queues them anyway).
+      const counters = await readCounters(ctx.client, index.tableOid);
+      const rows = await readRowEstimate(ctx.client, index.tableOid);
+      const baseline = await readBaseline(ctx.client, qualified);
+      const leftovers = await readLeftovers(ctx.client, options.schema, options.index, index.tableOid);
       const decision = decideReindex({
         force: ctx.force,
         valid: index.valid && index.ready,
@@ -196,7 +195,7 @@ function buildPlan(
     statements,
     details,
     execute: async () => {
-      for (const statement of [...drops]) await ctx.client.query(statement);
+      for (const statement of drops) await ctx.client.query(statement);
       if (!decision.rebuild) {
         return { message: `dropped ${seen.leftovers.join(', ')}; ${reason.slice(cleanup.length)}`, details: { dropped: seen.leftovers } };
       }

@@ -168,7 +168,7 @@ export class JobRunner {
     let plan: JobPlan | undefined;
     let result: RunResult;
     try {
-      entry.backendPid = await this.prepareSession(client, job.name);
+      entry.backendPid = await backendPid(client);
       if (!request.dryRun) {
         const refusal = await this.refuseOnDatabase(client, job.name, request, key);
         if (refusal === 'locked-by-us') locked = true;
@@ -177,6 +177,7 @@ export class JobRunner {
         if (interrupted > 0) log.warn({ job: job.name, rows: interrupted }, 'marked runs that never finished as failed');
         logId = await insertRunning(this.options.pool, job.name, host, base);
       }
+      await this.setTimeouts(client, job.name);
       const ctx: JobContext = {
         client,
         connection: this.options.connection,
@@ -231,13 +232,12 @@ export class JobRunner {
   }
 
   /** The job's timeouts, set on its session, so every statement it runs (VACUUM included) obeys them. */
-  private async prepareSession(client: pg.Client, job: JobName): Promise<number> {
+  private async setTimeouts(client: pg.Client, job: JobName): Promise<void> {
     const t = this.options.timeouts(job);
-    const { rows } = await client.query<{ pid: number }>(
-      "SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false), pg_backend_pid() AS pid",
-      [`${t.lockTimeoutMs}ms`, `${t.statementTimeoutMs}ms`],
-    );
-    return rows[0]!.pid;
+    await client.query("SELECT set_config('lock_timeout', $1, false), set_config('statement_timeout', $2, false)", [
+      `${t.lockTimeoutMs}ms`,
+      `${t.statementTimeoutMs}ms`,
+    ]);
   }
 
   private async refuseOnDatabase(client: pg.Client, job: JobName, request: RunRequest, key: string): Promise<'locked-by-us' | { reason: SkipReason; message: string }> {
@@ -299,6 +299,11 @@ export class JobRunner {
     }
     return result;
   }
+}
+
+async function backendPid(client: pg.Client): Promise<number> {
+  const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+  return rows[0]!.pid;
 }
 
 function baseDetails(request: RunRequest): Record<string, unknown> {

@@ -44,9 +44,13 @@ export function randomVector(dims = 3072): string {
   return `[${Array.from({ length: dims }, () => (Math.random() * 2 - 1).toFixed(4)).join(',')}]`;
 }
 
-/** n documents with one random embedding each (generated server-side: no 3,072-value literals on the wire). */
+/**
+ * n documents with one random embedding each (generated server-side: no 3,072-value literals on the
+ * wire). The session's table statistics are flushed, so pg_stat_user_tables shows the inserts at once.
+ */
 export async function insertDocuments(pool: pg.Pool, n: number, prefix = 'doc'): Promise<void> {
-  await pool.query(
+  await flushStats(
+    pool,
     `WITH d AS (
        INSERT INTO framework_documents (chunk_id, source_file, section, title, content)
        SELECT $2 || '-' || g || '-' || md5(random()::text), 'guide.md', 'section', 'title ' || g, 'content ' || g
