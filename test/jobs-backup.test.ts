@@ -1,0 +1,98 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConnection } from '../src/db/connection.js';
+import { clientEnvironment } from '../src/jobs/backup.js';
+import { adminQuery, adminUrl, createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { insertDocuments, testConfig, testRunner, type TestRunner } from './helpers/jobs.js';
+
+describe('backup', () => {
+  let db: TestDatabase;
+  let t: TestRunner;
+  let dir: string;
+  const restored = `restored_${Date.now()}`;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await insertDocuments(db.pool, 20);
+    dir = mkdtempSync(join(tmpdir(), 'pgvector-exporter-backups-'));
+    t = testRunner(db.url, testConfig((c) => Object.assign(c.jobs.backup, { directory: dir, retention: 30 * 86_400_000 })));
+  });
+  afterAll(async () => {
+    await t.close();
+    await db.drop();
+    await adminQuery(`DROP DATABASE IF EXISTS ${restored} WITH (FORCE)`);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('writes a verified custom-format dump that restores into a fresh database whose health check passes', async () => {
+    // An expired dump of this database, one of another database, and a leftover partial.
+    const expired = `${db.name}-20200101T020000Z.dump`;
+    const foreign = `otherdb-20200101T020000Z.dump`;
+    const partial = `${db.name}-20200102T020000Z.dump.partial`;
+    for (const name of [expired, foreign, partial]) writeFileSync(join(dir, name), 'x');
+
+    const result = await t.runner.run('backup', { trigger: 'manual' });
+    expect(result.result, result.message).toBe('success');
+    const files = readdirSync(dir);
+    const dumps = files.filter((f) => f.startsWith(`${db.name}-`) && f.endsWith('.dump'));
+    expect(dumps).toHaveLength(1);
+    expect(files).toContain(foreign);
+    expect(files).not.toContain(expired);
+    expect(files).not.toContain(partial);
+    const file = join(dir, dumps[0]!);
+    expect(result.backupSizeBytes).toBe(statSync(file).size);
+    expect(result.details).toMatchObject({ deleted: [expired], size_bytes: statSync(file).size });
+
+    await adminQuery(`CREATE DATABASE ${restored} TEMPLATE template0`);
+    const restore = spawnSync('pg_restore', ['--exit-on-error', '--no-owner', `--dbname=${adminUrl(restored)}`, file], { encoding: 'utf8' });
+    expect(restore.stderr).toBe('');
+    expect(restore.status).toBe(0);
+    const client = new pg.Client({ connectionString: adminUrl(restored) });
+    await client.connect();
+    try {
+      const health = await client.query<{ component: string; status: string; details: string }>('SELECT * FROM system_health_check()');
+      expect(health.rows.length).toBeGreaterThan(5);
+      expect(health.rows.filter((r) => r.status === 'CRITICAL')).toEqual([]);
+      const count = await client.query('SELECT count(*)::int AS n FROM chunk_embeddings');
+      expect(count.rows[0].n).toBe(20);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('gives pg_dump the password through PGPASSWORD, never on its command line', () => {
+    const connection = resolveConnection('postgresql://app:s3cret@db.example:6543/rag', {});
+    const env = clientEnvironment(connection, {});
+    expect(env).toMatchObject({ PGHOST: 'db.example', PGPORT: '6543', PGUSER: 'app', PGDATABASE: 'rag', PGPASSWORD: 's3cret' });
+  });
+
+  it('fails with pg_dump\'s own words when it cannot dump, and leaves no partial file', async () => {
+    // A table locked by a migration: pg_dump gives up after the job's lock_timeout (--lock-wait-timeout).
+    const locked = testRunner(db.url, testConfig((c) => Object.assign(c.jobs.backup, { directory: dir, lock_timeout: 300 })));
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE source_lines IN ACCESS EXCLUSIVE MODE');
+      const result = await locked.runner.run('backup', { trigger: 'manual' });
+      expect(result.result).toBe('failure');
+      expect(result.message).toMatch(/pg_dump failed \(exit code 1\):.*statement timeout.*LOCK TABLE public\.source_lines/);
+      expect(readdirSync(dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
+    } finally {
+      await blocker.end();
+      await locked.close();
+    }
+    const missing = testRunner(db.url, testConfig((c) => Object.assign(c.jobs.backup, { directory: dir, pg_dump: '/nonexistent/pg_dump' })));
+    try {
+      const result = await missing.runner.run('backup', { trigger: 'manual' });
+      expect(result.result).toBe('failure');
+      expect(result.message).toContain('/nonexistent/pg_dump not found');
+      expect(readdirSync(dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
+    } finally {
+      await missing.close();
+    }
+  });
+});
