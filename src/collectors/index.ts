@@ -6,6 +6,7 @@ import { databaseCollector } from './database.js';
 import { indexesCollector, indexesOptions } from './indexes.js';
 import { embeddingsCollector } from './embeddings.js';
 import { healthCollector } from './health.js';
+import { queryLogCollector } from './query-log.js';
 import { tablesCollector, tablesOptions } from './tables.js';
 
 /**
@@ -20,6 +21,14 @@ export const COLLECTOR_FACTORIES: Partial<Record<CollectorName, (config: Config)
   tables: (config) => tablesCollector(tablesOptions(config)),
   indexes: (config) => indexesCollector(indexesOptions(config)),
   health: () => healthCollector(),
+  query_log: (config) =>
+    queryLogCollector({
+      buckets: config.query_log.buckets,
+      queryTypes: config.query_log.query_types,
+      lookback: config.query_log.lookback,
+      batchRows: config.query_log.batch_rows,
+      budget: config.collectors.query_log.timeout,
+    }),
   embeddings: (config) => embeddingsCollector(config.embeddings),
 };
 
