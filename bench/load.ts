@@ -1,0 +1,85 @@
+import { Agent, request } from 'node:http';
+
+/** One GET with a keep-alive agent; resolves with the body once fully read. */
+export function get(url: string, agent: Agent, timeoutMs = 30_000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent, timeout: timeoutMs }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export interface LoadResult {
+  concurrency: number;
+  /** Latency of each successful request, in milliseconds. */
+  latenciesMs: number[];
+  errors: number;
+  seconds: number;
+}
+
+/**
+ * `concurrency` scrapers each request /metrics back to back until `requests` have been sent in total
+ * or `maxSeconds` have passed (a slow exporter is measured on fewer requests rather than stalling the run).
+ */
+export async function runLoad(url: string, concurrency: number, requests: number, maxSeconds: number): Promise<LoadResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const latenciesMs: number[] = [];
+  let errors = 0;
+  let sent = 0;
+  const started = performance.now();
+  const deadline = started + maxSeconds * 1000;
+  const worker = async () => {
+    while (sent < requests && performance.now() < deadline) {
+      sent += 1;
+      const t0 = performance.now();
+      try {
+        const res = await get(url, agent);
+        if (res.status === 200) latenciesMs.push(performance.now() - t0);
+        else errors += 1;
+      } catch {
+        errors += 1;
+      }
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    agent.destroy();
+  }
+  return { concurrency, latenciesMs, errors, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Series in an exposition: non-empty lines that are not comments. */
+export function seriesCount(text: string): number {
+  return text.split('\n').filter((line) => line.length > 0 && !line.startsWith('#')).length;
+}
+
+/** Scrapes url every intervalMs for durationMs (a Prometheus stand-in for the database-time window). */
+export async function scrapeEvery(url: string, intervalMs: number, durationMs: number): Promise<{ scrapes: number; errors: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  let scrapes = 0;
+  let errors = 0;
+  const started = performance.now();
+  try {
+    for (let next = started; next < started + durationMs; next += intervalMs) {
+      const wait = next - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      try {
+        const res = await get(url, agent);
+        if (res.status === 200) scrapes += 1;
+        else errors += 1;
+      } catch {
+        errors += 1;
+      }
+    }
+  } finally {
+    agent.destroy();
+  }
+  return { scrapes, errors };
+}
