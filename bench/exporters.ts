@@ -1,0 +1,74 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { COLLECTOR_NAMES, type CollectorName } from '../src/config/schema.js';
+import { freePort } from '../src/db/local-cluster.js';
+import { onCleanup } from './cleanup.js';
+import { OUR_ROLE, PEER_ROLE, type BenchDatabase } from './database.js';
+import { startExporterProcess, type ExporterProcess } from './processes.js';
+
+const CLI = fileURLToPath(new URL(import.meta.url.includes('/dist-bench/') ? '../../dist/cli.js' : '../dist/cli.js', import.meta.url));
+export const PEER_BINARY = 'prometheus-postgres-exporter';
+
+let configDir: string | undefined;
+
+function writeConfig(name: string, yaml: string): string {
+  if (!configDir) {
+    const dir = mkdtempSync(join(tmpdir(), 'pgvector-exporter-bench-'));
+    configDir = dir;
+    onCleanup('bench config directory', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  const file = join(configDir, `${name}.yaml`);
+  writeFileSync(file, yaml);
+  return file;
+}
+
+export interface OurExporterOptions {
+  name: string;
+  /** Every enabled collector polls at this interval. */
+  intervalMs: number;
+  /** Collectors to run; default every collector except recall (off by default, and not something the peer does). */
+  collectors?: readonly CollectorName[];
+  /** query_log.lookback, e.g. to read a backlog on start. */
+  lookbackMs?: number;
+}
+
+export const DEFAULT_COLLECTORS = COLLECTOR_NAMES.filter((name) => name !== 'recall');
+
+/** `pgvector-exporter serve` as a child process, logged in as OUR_ROLE, scheduler off. */
+export async function startOurExporter(db: BenchDatabase, options: OurExporterOptions): Promise<ExporterProcess> {
+  const enabled = new Set(options.collectors ?? DEFAULT_COLLECTORS);
+  const collectors = COLLECTOR_NAMES.map(
+    (name) => `  ${name}:\n    enabled: ${enabled.has(name)}\n    interval: ${options.intervalMs}ms`,
+  ).join('\n');
+  const yaml = [
+    'log_level: warn',
+    'jobs:\n  enabled: false',
+    `collectors:\n${collectors}`,
+    ...(options.lookbackMs !== undefined ? [`query_log:\n  lookback: ${options.lookbackMs}ms`] : []),
+    '',
+  ].join('\n');
+  const port = await freePort();
+  return startExporterProcess({
+    name: options.name,
+    command: process.execPath,
+    args: [CLI, 'serve', '--web.listen-address', `127.0.0.1:${port}`, '--config', writeConfig(options.name, yaml)],
+    env: { ...process.env, DATABASE_URL: db.url(OUR_ROLE) },
+    url: `http://127.0.0.1:${port}`,
+    readyPath: '/readyz',
+  });
+}
+
+/** Debian's prometheus-postgres-exporter with its default collectors, logged in as PEER_ROLE. */
+export async function startPeerExporter(db: BenchDatabase): Promise<ExporterProcess> {
+  const port = await freePort();
+  return startExporterProcess({
+    name: 'postgres_exporter',
+    command: PEER_BINARY,
+    args: [`--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    env: { ...process.env, DATA_SOURCE_NAME: `${db.url(PEER_ROLE)}?sslmode=disable` },
+    url: `http://127.0.0.1:${port}`,
+    readyPath: '/metrics',
+  });
+}

@@ -1,0 +1,143 @@
+import { Agent } from 'node:http';
+import { OUR_ROLE, PEER_ROLE, type BenchDatabase } from './database.js';
+import { get, runLoad, scrapeEvery, seriesCount } from './load.js';
+import { residentBytes } from './processes.js';
+import type { ExporterProcess } from './processes.js';
+import { percentile } from './stats.js';
+
+/** The figures of one exporter in one scenario (base database, or with the extra tables). */
+export interface ExporterFigures {
+  latency: { concurrency: number; requests: number; errors: number; p50Ms: number; p99Ms: number; seconds: number }[];
+  series: number;
+  rssBytes: { median: number; max: number };
+  dbTime: { totalMs: number; calls: number; perMinuteMs: number; scrapes: number };
+}
+
+export interface ScenarioFigures {
+  label: string;
+  ours: ExporterFigures;
+  peer: ExporterFigures;
+}
+
+export interface ScenarioOptions {
+  requests: number;
+  latencySeconds: number;
+  concurrency: number[];
+  dbTimeSeconds: number;
+  scrapeIntervalMs: number;
+}
+
+/** Samples both processes' RSS every second while the scenario runs. */
+function rssSampler(procs: ExporterProcess[]) {
+  const samples = new Map<string, number[]>(procs.map((p) => [p.name, []]));
+  const sample = () => {
+    for (const p of procs) {
+      try {
+        samples.get(p.name)!.push(residentBytes(p.child.pid!));
+      } catch {
+        /* process gone: the scenario fails elsewhere */
+      }
+    }
+  };
+  sample();
+  const timer = setInterval(sample, 1000);
+  return {
+    stop(name: string) {
+      clearInterval(timer);
+      sample();
+      const values = samples.get(name) ?? [];
+      return { median: percentile(values, 50), max: Math.max(...values) };
+    },
+  };
+}
+
+async function scrapeOnce(url: string): Promise<string> {
+  const agent = new Agent({ keepAlive: false });
+  try {
+    const res = await get(`${url}/metrics`, agent);
+    if (res.status !== 200) throw new Error(`${url}/metrics: HTTP ${res.status}`);
+    return res.body;
+  } finally {
+    agent.destroy();
+  }
+}
+
+/**
+ * Database time from pg_stat_statements, per role: both exporters scraped at the same interval for
+ * the same window, at the same time (the roles keep them apart). total_exec_time covers execution;
+ * planning is not tracked (pg_stat_statements.track_planning is off by default) and is small for both.
+ */
+async function measureDbTime(db: BenchDatabase, ours: ExporterProcess, peer: ExporterProcess, options: ScenarioOptions) {
+  await db.query('SELECT pg_stat_statements_reset()');
+  const started = performance.now();
+  const [ourScrapes, peerScrapes] = await Promise.all([
+    scrapeEvery(`${ours.url}/metrics`, options.scrapeIntervalMs, options.dbTimeSeconds * 1000),
+    scrapeEvery(`${peer.url}/metrics`, options.scrapeIntervalMs, options.dbTimeSeconds * 1000),
+  ]);
+  const seconds = (performance.now() - started) / 1000;
+  const rows = await db.query<{ rolname: string; total_ms: number; calls: number }>(
+    `SELECT r.rolname, sum(s.total_exec_time)::float8 AS total_ms, sum(s.calls)::float8 AS calls
+       FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+      WHERE r.rolname = ANY($1) GROUP BY r.rolname`,
+    [[OUR_ROLE, PEER_ROLE]],
+  );
+  const figures = (role: string, scrapes: number) => {
+    const row = rows.find((r) => r.rolname === role);
+    const totalMs = row?.total_ms ?? 0;
+    return { totalMs, calls: row?.calls ?? 0, perMinuteMs: (totalMs * 60) / seconds, scrapes };
+  };
+  return { ours: figures(OUR_ROLE, ourScrapes.scrapes), peer: figures(PEER_ROLE, peerScrapes.scrapes) };
+}
+
+/** Latency at each concurrency, ours then the peer back to back, then series, RSS and database time. */
+export async function runScenario(
+  label: string,
+  db: BenchDatabase,
+  ours: ExporterProcess,
+  peer: ExporterProcess,
+  options: ScenarioOptions,
+  log: (line: string) => void,
+): Promise<ScenarioFigures> {
+  const rss = rssSampler([ours, peer]);
+  const latency = new Map<string, ExporterFigures['latency']>([[ours.name, []], [peer.name, []]]);
+  for (const concurrency of options.concurrency) {
+    for (const proc of [ours, peer]) {
+      await runLoad(`${proc.url}/metrics`, Math.min(concurrency, 5), 20, 10); // warm-up: connections, JIT
+      const result = await runLoad(`${proc.url}/metrics`, concurrency, options.requests, options.latencySeconds);
+      const row = {
+        concurrency,
+        requests: result.latenciesMs.length,
+        errors: result.errors,
+        p50Ms: percentile(result.latenciesMs, 50),
+        p99Ms: percentile(result.latenciesMs, 99),
+        seconds: result.seconds,
+      };
+      latency.get(proc.name)!.push(row);
+      log(`  ${label}: ${proc.name} x${concurrency}: ${row.requests} requests, p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms, ${row.errors} errors`);
+    }
+  }
+  const [ourText, peerText] = [await scrapeOnce(ours.url), await scrapeOnce(peer.url)];
+  log(`  ${label}: database time window, ${options.dbTimeSeconds} s, both scraped every ${options.scrapeIntervalMs} ms`);
+  const dbTime = await measureDbTime(db, ours, peer, options);
+  log(`  ${label}: database time per minute: ours ${dbTime.ours.perMinuteMs.toFixed(0)} ms, peer ${dbTime.peer.perMinuteMs.toFixed(0)} ms`);
+  return {
+    label,
+    ours: { latency: latency.get(ours.name)!, series: seriesCount(ourText), rssBytes: rss.stop(ours.name), dbTime: dbTime.ours },
+    peer: { latency: latency.get(peer.name)!, series: seriesCount(peerText), rssBytes: rss.stop(peer.name), dbTime: dbTime.peer },
+  };
+}
+
+/** CREATE TABLE extra_N (id int), in transactions of 200. */
+export async function createExtraTables(db: BenchDatabase, count: number): Promise<void> {
+  for (let first = 1; first <= count; first += 200) {
+    const last = Math.min(count, first + 199);
+    await db.query(`DO $$ BEGIN FOR i IN ${first}..${last} LOOP EXECUTE format('CREATE TABLE extra_%s (id int)', i); END LOOP; END $$`);
+  }
+}
+
+export async function dropExtraTables(db: BenchDatabase, count: number): Promise<void> {
+  for (let first = 1; first <= count; first += 200) {
+    const last = Math.min(count, first + 199);
+    await db.query(`DO $$ BEGIN FOR i IN ${first}..${last} LOOP EXECUTE format('DROP TABLE IF EXISTS extra_%s', i); END LOOP; END $$`);
+  }
+}
