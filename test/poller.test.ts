@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { Registry } from 'prom-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Collector } from '../src/collectors/collector.js';
 import { createLogger } from '../src/log.js';
 import { registerSelfMetrics } from '../src/metrics/self-metrics.js';
@@ -67,5 +67,33 @@ describe('poller', () => {
     await pollOnce([gauge('broken', 'SELECT 1/0 AS v')]);
     expect(pool.totalCount).toBeLessThanOrEqual(3);
     expect(pool.waitingCount).toBe(0);
+  });
+
+  it('survives the server closing a connection the collector still holds (restart, terminated backend)', async () => {
+    // The collector swallows the error and keeps its connection checked out for a while, so the
+    // socket's end arrives while no pool listener is attached: an unhandled 'error' event would
+    // crash the process (found by the benchmark's soak, across a database restart).
+    const lingering: Collector = {
+      name: 'lingering',
+      families: [{ name: 'test_lingering', help: 'lingering test gauge', type: 'gauge', labelNames: [] }],
+      async collect({ query }) {
+        await query("SELECT set_config('application_name', 'poller-terminate-me', false)");
+        await query('SELECT pg_sleep(10)').catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return [{ family: 'test_lingering', value: 1 }];
+      },
+    };
+    const polled = pollOnce([lingering], 5000);
+    await vi.waitFor(
+      async () => {
+        const { rows } = await db.pool.query("SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity WHERE application_name = 'poller-terminate-me' AND state = 'active'");
+        expect(rows).toHaveLength(1);
+      },
+      { timeout: 5000, interval: 50 },
+    );
+    const { text } = await polled;
+    expect(sampleValue(text, 'test_lingering')).toBe(1);
+    const { rows } = await pool.query<{ ok: number }>('SELECT 1 AS ok');
+    expect(rows[0]!.ok).toBe(1);
   });
 });

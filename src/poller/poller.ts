@@ -130,6 +130,11 @@ export class Poller {
     let client: pg.PoolClient | undefined;
     let broken = false;
     let finished = false;
+    // pg-pool listens for 'error' only on idle clients; a checked-out client whose server goes away
+    // (restart, pg_terminate_backend) emits 'error' itself, and without a listener that kills the process.
+    const onClientError = () => {
+      broken = true;
+    };
     const query: QueryFn = async (sql, params) => {
       if (!client) {
         const connected = await this.options.pool.connect();
@@ -139,6 +144,7 @@ export class Poller {
           throw new BudgetExceededError(timeoutMs + 1000);
         }
         client = connected;
+        client.on('error', onClientError);
         await client.query("SELECT set_config('statement_timeout', $1, false)", [String(timeoutMs)]);
       }
       try {
@@ -162,6 +168,7 @@ export class Poller {
     } finally {
       finished = true;
       clearTimeout(timer);
+      client?.off('error', onClientError);
       client?.release(broken ? true : undefined);
     }
   }
