@@ -7,6 +7,7 @@ import { indexesCollector, indexesOptions } from './indexes.js';
 import { embeddingsCollector } from './embeddings.js';
 import { healthCollector } from './health.js';
 import { queryLogCollector } from './query-log.js';
+import { statementsCollector } from './statements.js';
 import { tablesCollector, tablesOptions } from './tables.js';
 
 /**
@@ -30,6 +31,7 @@ export const COLLECTOR_FACTORIES: Partial<Record<CollectorName, (config: Config)
       budget: config.collectors.query_log.timeout,
     }),
   embeddings: (config) => embeddingsCollector(config.embeddings),
+  statements: (config) => statementsCollector({ topN: config.statements.top_n }),
 };
 
 /** The enabled collectors, in COLLECTOR_NAMES order. */

@@ -1,0 +1,171 @@
+import type { Collector, MetricFamily, QueryFn, Sample } from './collector.js';
+import { NoDataError } from './collector.js';
+
+/**
+ * The database's own view of vector-search latency: pg_stat_statements entries of the target
+ * database whose text uses a pgvector distance operator (<->, <=>, <#>, <+>), independent of what
+ * the application logs. Label values stay bounded: the top `topN` statements by total execution time,
+ * by queryid only; the normalized text (constants are already $n there) goes into an info series,
+ * cut to QUERY_TEXT_MAX characters. Totals over every vector statement keep rates meaningful when
+ * statements enter or leave the top N. Counters can go down when pg_stat_statements evicts an entry
+ * or is reset; Prometheus' rate() reads that as a counter reset.
+ *
+ * The exporter's own vector queries (the recall collector) carry a "pgvector-exporter" comment and are
+ * left out, so measuring recall never shows up as search traffic.
+ */
+const FAMILIES = {
+  calls: {
+    name: 'pgvector_statements_calls_total',
+    help: 'Times the statement was executed (pg_stat_statements calls), for the top vector statements by total time.',
+    type: 'counter',
+    labelNames: ['queryid'],
+  },
+  seconds: {
+    name: 'pgvector_statements_seconds_total',
+    help: 'Total time spent executing the statement (pg_stat_statements total_exec_time), for the top vector statements.',
+    type: 'counter',
+    labelNames: ['queryid'],
+  },
+  rows: {
+    name: 'pgvector_statements_rows_total',
+    help: 'Rows retrieved or affected by the statement (pg_stat_statements rows), for the top vector statements.',
+    type: 'counter',
+    labelNames: ['queryid'],
+  },
+  mean: {
+    name: 'pgvector_statements_mean_seconds',
+    help: 'Mean execution time of the statement since its statistics were reset (total_exec_time / calls).',
+    type: 'gauge',
+    labelNames: ['queryid'],
+  },
+  info: {
+    name: 'pgvector_statements_query_info',
+    help: 'The normalized text of a top vector statement (value 1), without comments, whitespace collapsed, cut to 100 characters.',
+    type: 'gauge',
+    labelNames: ['queryid', 'query'],
+  },
+  allCalls: {
+    name: 'pgvector_statements_all_calls_total',
+    help: 'Executions of all statements of the database that use a pgvector distance operator, summed.',
+    type: 'counter',
+    labelNames: [],
+  },
+  allSeconds: {
+    name: 'pgvector_statements_all_seconds_total',
+    help: 'Execution time of all statements of the database that use a pgvector distance operator, summed.',
+    type: 'counter',
+    labelNames: [],
+  },
+  allRows: {
+    name: 'pgvector_statements_all_rows_total',
+    help: 'Rows of all statements of the database that use a pgvector distance operator, summed.',
+    type: 'counter',
+    labelNames: [],
+  },
+  tracked: {
+    name: 'pgvector_statements_tracked',
+    help: 'Distinct statements (queryid) in pg_stat_statements that use a pgvector distance operator.',
+    type: 'gauge',
+    labelNames: [],
+  },
+} satisfies Record<string, MetricFamily>;
+
+export const QUERY_TEXT_MAX = 100;
+
+/** The marker the exporter's own vector queries carry in a comment. */
+export const EXPORTER_QUERY_MARKER = 'pgvector-exporter';
+
+export const STATEMENTS_SCHEMA_SQL = `
+SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+WHERE e.extname = 'pg_stat_statements'`;
+
+/** $1 top N. The window sums run before LIMIT, so they cover every vector statement. */
+export function statementsSql(schema: string): string {
+  return `
+WITH vector_statements AS (
+  SELECT queryid, sum(calls) AS calls, sum(total_exec_time) / 1000 AS seconds, sum(rows) AS rows, min(query) AS query
+  FROM ${quoteIdent(schema)}.pg_stat_statements
+  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND queryid IS NOT NULL
+    AND query ~ '<->|<=>|<#>|<\\+>'
+    AND strpos(query, '${EXPORTER_QUERY_MARKER}') = 0
+  GROUP BY queryid
+)
+SELECT queryid::text AS queryid, calls, seconds, rows, query,
+       count(*) OVER () AS tracked, sum(calls) OVER () AS all_calls,
+       sum(seconds) OVER () AS all_seconds, sum(rows) OVER () AS all_rows
+FROM vector_statements
+ORDER BY seconds DESC, queryid
+LIMIT $1::integer`;
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+interface Row extends Record<string, unknown> {
+  queryid: string;
+  calls: string;
+  seconds: number;
+  rows: string;
+  query: string;
+  tracked: string;
+  all_calls: string;
+  all_seconds: number;
+  all_rows: string;
+}
+
+/** The statement without comments, whitespace collapsed, cut to QUERY_TEXT_MAX characters. */
+export function queryLabel(text: string): string {
+  const flat = text
+    .replace(/\/\*[\s\S]*?\*\//g, ' ')
+    .replace(/--[^\n]*/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return flat.length > QUERY_TEXT_MAX ? `${flat.slice(0, QUERY_TEXT_MAX - 3)}...` : flat;
+}
+
+export function statementsSamples(rows: readonly Row[]): Sample[] {
+  const first = rows[0];
+  const samples: Sample[] = [
+    { family: FAMILIES.allCalls.name, value: Number(first?.all_calls ?? 0) },
+    { family: FAMILIES.allSeconds.name, value: Number(first?.all_seconds ?? 0) },
+    { family: FAMILIES.allRows.name, value: Number(first?.all_rows ?? 0) },
+    { family: FAMILIES.tracked.name, value: Number(first?.tracked ?? 0) },
+  ];
+  for (const row of rows) {
+    const labels = { queryid: row.queryid };
+    const calls = Number(row.calls);
+    samples.push(
+      { family: FAMILIES.calls.name, labels, value: calls },
+      { family: FAMILIES.seconds.name, labels, value: Number(row.seconds) },
+      { family: FAMILIES.rows.name, labels, value: Number(row.rows) },
+      { family: FAMILIES.mean.name, labels, value: calls > 0 ? Number(row.seconds) / calls : 0 },
+      { family: FAMILIES.info.name, labels: { ...labels, query: queryLabel(row.query) }, value: 1 },
+    );
+  }
+  return samples;
+}
+
+async function extensionSchema(query: QueryFn): Promise<string> {
+  const [row] = await query<{ schema: string }>(STATEMENTS_SCHEMA_SQL);
+  if (!row) throw new NoDataError('pg_stat_statements is not installed in this database');
+  return row.schema;
+}
+
+export function statementsCollector(options: { topN: number }): Collector {
+  return {
+    name: 'statements',
+    families: Object.values(FAMILIES),
+    async collect({ query }) {
+      const schema = await extensionSchema(query);
+      try {
+        return statementsSamples(await query<Row>(statementsSql(schema), [options.topN]));
+      } catch (err) {
+        // 55000: created but not in shared_preload_libraries ("must be loaded via shared_preload_libraries").
+        if ((err as { code?: string }).code === '55000') throw new NoDataError((err as Error).message);
+        throw err;
+      }
+    },
+  };
+}
