@@ -34,6 +34,8 @@ export interface SeedOptions {
   /** chunk_id prefix, unique per seeding run when seeding into a database that already holds chunks. */
   chunkPrefix?: string;
   onProgress?: (progress: SeedProgress) => void;
+  /** Aborting rolls the seed back: between batches, or by cancelling the index build. */
+  signal?: AbortSignal;
 }
 
 export interface SeedResult {
@@ -109,6 +111,7 @@ async function loadDocuments(client: pg.PoolClient, options: SeedOptions): Promi
   options.onProgress?.({ phase: 'documents', done: 0, total });
   let next = total > 0 ? batch(0) : [];
   for (let start = 0; start < total; start += batchSize) {
+    options.signal?.throwIfAborted();
     const inserting = insertDocuments(client, next);
     next = start + batchSize < total ? batch(start + batchSize) : [];
     await inserting;
@@ -128,12 +131,18 @@ async function buildIndex(pool: pg.Pool, client: pg.PoolClient, definition: stri
     [Math.min(neededMb, 2048)],
   );
   const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-  const stop = watchIndexBuild(pool, rows[0]!.pid, options);
+  const pid = rows[0]!.pid;
+  options.signal?.throwIfAborted();
+  const cancel = () => void pool.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => undefined);
+  options.signal?.addEventListener('abort', cancel, { once: true });
+  const stop = watchIndexBuild(pool, pid, options);
   try {
     await client.query(definition);
   } finally {
+    options.signal?.removeEventListener('abort', cancel);
     await stop();
   }
+  options.signal?.throwIfAborted();
   options.onProgress?.({ phase: 'index', done: options.documents, total: options.documents, step: 'done' });
 }
 
