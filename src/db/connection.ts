@@ -16,6 +16,23 @@ export interface ConnectionSettings {
 
 type Env = Record<string, string | undefined>;
 
+/** Every environment variable resolveConnection reads; the packaging tests check deployments against it. */
+export const CONNECTION_ENV_VARIABLES = [
+  'DATABASE_URL',
+  'DATABASE_URL_FILE',
+  'POSTGRES_HOST',
+  'POSTGRES_PORT',
+  'POSTGRES_DB',
+  'POSTGRES_USER',
+  'POSTGRES_PASSWORD',
+  'POSTGRES_PASSWORD_FILE',
+  'PGHOST',
+  'PGPORT',
+  'PGUSER',
+  'PGPASSWORD',
+  'PGDATABASE',
+] as const;
+
 /**
  * Resolves the connection: --database-url, then DATABASE_URL (or DATABASE_URL_FILE), then the config file's database_url, then
  * POSTGRES_HOST/PORT/DB/USER/PASSWORD (or POSTGRES_PASSWORD_FILE), then libpq's PG* variables.
