@@ -105,7 +105,7 @@ export class LocalCluster {
     if (this.user) chownSync(dir, this.user.uid, this.user.gid);
     const standby = new LocalCluster(this.binDir, dir, await freePort(), this.user);
     try {
-      standby.run('pg_basebackup', ['-D', standby.dataDir, '-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres', '-R', '-X', 'stream', '--no-sync']);
+      standby.run('pg_basebackup', ['-D', standby.dataDir, '-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres', '-R', '-X', 'stream', '--checkpoint=fast', '--no-sync']);
       standby.appendConf({ port: String(standby.port), unix_socket_directories: `'${standby.socketDir}'` });
       standby.startServer();
     } catch (err) {
