@@ -4,6 +4,7 @@ import { connectionsCollector, connectionsOptions } from './connections.js';
 import { connectivityCollector } from './connectivity.js';
 import { databaseCollector } from './database.js';
 import { indexesCollector, indexesOptions } from './indexes.js';
+import { replicationCollector } from './replication.js';
 import { embeddingsCollector } from './embeddings.js';
 import { healthCollector } from './health.js';
 import { queryLogCollector } from './query-log.js';
@@ -18,6 +19,7 @@ import { tablesCollector, tablesOptions } from './tables.js';
 export const COLLECTOR_FACTORIES: Partial<Record<CollectorName, (config: Config) => Collector>> = {
   connectivity: () => connectivityCollector(),
   database: () => databaseCollector(),
+  replication: () => replicationCollector(),
   connections: (config) => connectionsCollector(connectionsOptions(config)),
   tables: (config) => tablesCollector(tablesOptions(config)),
   indexes: (config) => indexesCollector(indexesOptions(config)),
