@@ -8,6 +8,7 @@ import { replicationCollector } from './replication.js';
 import { embeddingsCollector } from './embeddings.js';
 import { healthCollector } from './health.js';
 import { queryLogCollector } from './query-log.js';
+import { recallCollector } from './recall.js';
 import { statementsCollector } from './statements.js';
 import { tablesCollector, tablesOptions } from './tables.js';
 
@@ -33,6 +34,14 @@ export const COLLECTOR_FACTORIES: Partial<Record<CollectorName, (config: Config)
       budget: config.collectors.query_log.timeout,
     }),
   embeddings: (config) => embeddingsCollector(config.embeddings),
+  recall: (config) =>
+    recallCollector({
+      sampleSize: config.recall.sample_size,
+      topK: config.recall.top_k,
+      efSearch: config.recall.ef_search,
+      dimensions: config.embeddings.dimensions,
+      budget: config.collectors.recall.timeout,
+    }),
   statements: (config) => statementsCollector({ topN: config.statements.top_n }),
 };
 

@@ -1,0 +1,179 @@
+import type { Collector, MetricFamily, QueryFn, Sample } from './collector.js';
+import { NoDataError } from './collector.js';
+
+/**
+ * pgvector recall, measured the way users feel it: stored embeddings serve as queries; for each, the
+ * index's top k (the application's query shape, `ORDER BY embedding::halfvec(N) <=> $1::halfvec(N)
+ * LIMIT k`) is compared with the exact top k (the same statement with index scans disabled, so a
+ * sequential scan and sort). Recall@k = shared ids / exact ids, averaged over the sample.
+ *
+ * Each sample runs in its own short REPEATABLE READ READ ONLY transaction, so both passes see the
+ * same rows without holding a snapshot across the whole measurement; SET LOCAL (set_config(..., true))
+ * keeps hnsw.ef_search and the planner switches inside it (the poller hands a collector one connection
+ * per poll, so consecutive statements share the transaction). Cost: the exact pass reads every
+ * embedding (a sequential scan detoasting 12 KB per row) once per sample, so the collector is off by
+ * default, runs every few minutes, and stops starting samples when its time budget is spent
+ * (statement_timeout of each transaction = the budget left); the sample size actually used is
+ * published next to the ratio. The statements carry a "pgvector-exporter" comment so the statements
+ * collector does not count them as search traffic.
+ */
+const FAMILIES = {
+  ratio: {
+    name: 'pgvector_index_recall_ratio',
+    help: 'Mean recall@k of the vector index: share of the exact top k (index scans disabled) that the index scan also returns, over the sampled stored embeddings.',
+    type: 'gauge',
+    labelNames: ['indexrelname'],
+  },
+  queries: {
+    name: 'pgvector_index_recall_queries',
+    help: 'Sampled stored embeddings (queries) behind the last pgvector_index_recall_ratio.',
+    type: 'gauge',
+    labelNames: ['indexrelname'],
+  },
+  k: {
+    name: 'pgvector_index_recall_k',
+    help: 'The k of the last recall@k measurement (neighbours compared per query).',
+    type: 'gauge',
+    labelNames: ['indexrelname'],
+  },
+} satisfies Record<string, MetricFamily>;
+
+export interface RecallOptions {
+  sampleSize: number;
+  topK: number;
+  /** hnsw.ef_search for the index pass; 0 = the server's setting. */
+  efSearch: number;
+  /** Dimension of the halfvec cast the index is built on. */
+  dimensions: number;
+  /** The collector's time budget (ms). */
+  budget: number;
+}
+
+const MARKER = '/* pgvector-exporter: recall */';
+
+/**
+ * A random sample of embedding ids. SYSTEM sampling reads only the chosen pages (the percentage
+ * aims at ~10x the sample from reltuples); ORDER BY random() then picks among those. $1 sample size.
+ */
+export const RECALL_SAMPLE_SQL = `${MARKER}
+SELECT id::text AS id, embedding::text AS embedding
+FROM chunk_embeddings
+WHERE id = ANY (ARRAY(
+  SELECT id FROM chunk_embeddings
+  TABLESAMPLE SYSTEM ((SELECT CASE WHEN c.reltuples > 0 THEN least(100, 1000.0 * $1::integer / c.reltuples) ELSE 100 END
+                         FROM pg_class c WHERE c.oid = 'chunk_embeddings'::regclass))
+  ORDER BY random() LIMIT $1::integer))`;
+
+/** The top-k statement: the shipped vector search's shape. $1 query vector (text), $2 k. */
+export function recallSearchSql(dimensions: number): string {
+  return `${MARKER}
+SELECT e.id::text AS id
+FROM chunk_embeddings e
+ORDER BY e.embedding::halfvec(${dimensions}) <=> $1::halfvec(${dimensions})
+LIMIT $2::integer`;
+}
+
+/**
+ * The index pass measures the index itself: on a small table the planner would rather scan it
+ * sequentially (exact, recall 1), which says nothing about the index. The exact pass: no index at all.
+ */
+export const INDEX_PASS = { enable_seqscan: 'off' };
+export const EXACT_PASS = { enable_seqscan: 'on', enable_indexscan: 'off', enable_bitmapscan: 'off', enable_indexonlyscan: 'off' };
+
+async function setLocal(query: QueryFn, settings: Record<string, string>): Promise<void> {
+  const entries = Object.entries(settings);
+  const calls = entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`).join(', ');
+  await query(`SELECT ${calls}`, entries.flat());
+}
+
+interface SampleRow extends Record<string, unknown> {
+  id: string;
+  embedding: string;
+}
+
+interface PlanNode {
+  'Index Name'?: string;
+  Plans?: PlanNode[];
+}
+
+function indexNames(node: PlanNode): string[] {
+  return [...(node['Index Name'] ? [node['Index Name']] : []), ...(node.Plans ?? []).flatMap(indexNames)];
+}
+
+/** Share of the exact ids that the index pass returned too. */
+export function recallOf(approximate: readonly string[], exact: readonly string[]): number {
+  if (exact.length === 0) return 1;
+  const found = new Set(approximate);
+  return exact.filter((id) => found.has(id)).length / exact.length;
+}
+
+export function recallCollector(options: RecallOptions): Collector {
+  const searchSql = recallSearchSql(options.dimensions);
+
+  /** Runs `body` in a READ ONLY transaction with `settings` SET LOCAL; never leaves it open. */
+  async function inTransaction<T>(query: QueryFn, settings: Record<string, string>, body: () => Promise<T>): Promise<T> {
+    await query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    try {
+      await setLocal(query, settings);
+      return await body();
+    } finally {
+      // Also after an error: the connection goes back to the pool, never inside an open transaction.
+      await query('ROLLBACK').catch(() => undefined);
+    }
+  }
+
+  /** The index the search shape is served by when the planner may not choose a sequential scan. */
+  async function usedIndex(query: QueryFn, vector: string): Promise<string | undefined> {
+    return inTransaction(query, INDEX_PASS, async () => {
+      const [row] = await query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (FORMAT JSON) ${searchSql}`, [vector, options.topK]);
+      return indexNames(row!['QUERY PLAN'][0].Plan)[0];
+    });
+  }
+
+  /** Index pass and exact pass of one query vector, in one snapshot. */
+  async function measure(query: QueryFn, vector: string, timeoutMs: number): Promise<number> {
+    const settings: Record<string, string> = { statement_timeout: String(Math.ceil(timeoutMs)), ...INDEX_PASS };
+    if (options.efSearch > 0) settings['hnsw.ef_search'] = String(options.efSearch);
+    return inTransaction(query, settings, async () => {
+      const approximate = await query<{ id: string }>(searchSql, [vector, options.topK]);
+      await setLocal(query, EXACT_PASS);
+      const exact = await query<{ id: string }>(searchSql, [vector, options.topK]);
+      return recallOf(approximate.map((r) => r.id), exact.map((r) => r.id));
+    });
+  }
+
+  return {
+    name: 'recall',
+    families: Object.values(FAMILIES),
+    async collect({ query, log }) {
+      const deadline = Date.now() + options.budget * 0.9;
+      const samples = await query<SampleRow>(RECALL_SAMPLE_SQL, [options.sampleSize]);
+      if (samples.length === 0) throw new NoDataError('chunk_embeddings is empty: no stored embedding to measure recall with');
+      const index = await usedIndex(query, samples[0]!.embedding);
+      if (!index) throw new NoDataError('the vector search uses no index: nothing to measure recall of');
+
+      const recalls: number[] = [];
+      for (const sample of samples) {
+        const left = deadline - Date.now();
+        if (left < 100) break;
+        try {
+          recalls.push(await measure(query, sample.embedding, left));
+        } catch (err) {
+          // 57014: our statement_timeout; keep what was measured within the budget.
+          if ((err as { code?: string }).code !== '57014' || recalls.length === 0) throw err;
+          break;
+        }
+      }
+      if (recalls.length === 0) throw new Error(`recall: the time budget (${options.budget} ms) was spent before the first query`);
+      if (recalls.length < samples.length) log.info({ measured: recalls.length, sampled: samples.length }, 'recall: time budget spent before the whole sample');
+      const labels = { indexrelname: index };
+      const mean = recalls.reduce((a, b) => a + b, 0) / recalls.length;
+      const result: Sample[] = [
+        { family: FAMILIES.ratio.name, labels, value: mean },
+        { family: FAMILIES.queries.name, labels, value: recalls.length },
+        { family: FAMILIES.k.name, labels, value: options.topK },
+      ];
+      return result;
+    },
+  };
+}
