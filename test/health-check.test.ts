@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adminQuery, createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { seedDocuments } from './helpers/seed.js';
+
+/** system_health_check() of 005_views_functions.sql, on a real database (issue 2, "Done when"). */
+
+const STATUSES = ['HEALTHY', 'WARNING', 'CRITICAL'];
+const COMPONENTS = [
+  'database_connections', 'cache_hit_ratio', 'vector_index', 'invalid_indexes', 'embedding_completeness',
+  'embedding_quality', 'statistics_freshness', 'dead_tuples', 'query_performance',
+];
+
+interface HealthRow {
+  component: string;
+  status: string;
+  details: string;
+}
+
+async function healthCheck(db: pg.Pool | pg.PoolClient): Promise<Map<string, HealthRow>> {
+  const { rows } = await db.query<HealthRow>('SELECT component, status, details FROM system_health_check()');
+  return new Map(rows.map((r) => [r.component, r]));
+}
+
+/** Runs fn in a transaction that is always rolled back (DROP INDEX and test rows vanish). */
+async function rolledBack<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    return await fn(client);
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
+    client.release();
+  }
+}
+
+describe('system_health_check()', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => db.drop());
+
+  it('keeps the signature of the original design', async () => {
+    const { rows } = await db.pool.query<{ result: string }>(
+      "SELECT pg_get_function_result(p.oid) AS result FROM pg_proc p WHERE p.proname = 'system_health_check' AND p.pronargs = 0",
+    );
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.result).toBe('TABLE(component text, status text, details text)');
+  });
+
+  it('reports every component with a known status on the freshly migrated database', async () => {
+    const health = await healthCheck(db.pool);
+    expect([...health.keys()].sort()).toEqual([...COMPONENTS].sort());
+    for (const row of health.values()) {
+      expect(STATUSES, `${row.component}: ${row.status}`).toContain(row.status);
+      expect(row.details, row.component).not.toMatch(/^check failed/);
+    }
+    // Nothing is wrong with an empty, freshly migrated schema.
+    for (const component of ['vector_index', 'invalid_indexes', 'embedding_completeness', 'embedding_quality', 'statistics_freshness']) {
+      expect(health.get(component)!.status, component).toBe('HEALTHY');
+    }
+  });
+
+  it('reports the vector index CRITICAL once idx_embeddings_vector is dropped', async () => {
+    const status = await rolledBack(db.pool, async (client) => {
+      await client.query('DROP INDEX idx_embeddings_vector');
+      return (await healthCheck(client)).get('vector_index')!;
+    });
+    expect(status.status).toBe('CRITICAL');
+    expect(status.details).toMatch(/missing/);
+    expect((await healthCheck(db.pool)).get('vector_index')!.status).toBe('HEALTHY');
+  });
+
+  it('reports embedding completeness WARNING for a document without an embedding, CRITICAL above 10 %', async () => {
+    const [warning, critical] = await rolledBack(db.pool, async (client) => {
+      await seedDocuments(client, { count: 20, withEmbeddings: true });
+      await seedDocuments(client, { count: 1 });
+      const warning = (await healthCheck(client)).get('embedding_completeness')!;
+      await seedDocuments(client, { count: 5 }); // 6 of 26 missing: 23 %
+      return [warning, (await healthCheck(client)).get('embedding_completeness')!];
+    });
+    expect(warning.status).toBe('WARNING');
+    expect(warning.details).toMatch(/^1 of 21 documents have no embedding/);
+    expect(critical.status).toBe('CRITICAL');
+    expect(critical.details).toMatch(/^6 of 26 documents/);
+  });
+
+  it('reports invalid_indexes CRITICAL for the leftover of a failed CREATE UNIQUE INDEX CONCURRENTLY', async () => {
+    // Every seeded document of one call shares its source_file, so a unique index on it fails,
+    // and CONCURRENTLY leaves the half-built index behind, marked invalid.
+    const prefix = `dup-${randomBytes(3).toString('hex')}`;
+    const ids = await seedDocuments(db.pool, { count: 2, withEmbeddings: true, prefix });
+    try {
+      await expect(db.pool.query('CREATE UNIQUE INDEX CONCURRENTLY idx_test_leftover ON framework_documents (source_file)')).rejects.toThrow(
+        /could not create unique index/,
+      );
+      const row = (await healthCheck(db.pool)).get('invalid_indexes')!;
+      expect(row.status).toBe('CRITICAL');
+      expect(row.details).toContain('idx_test_leftover (on framework_documents)');
+    } finally {
+      await db.pool.query('DROP INDEX IF EXISTS idx_test_leftover');
+      await db.pool.query('DELETE FROM framework_documents WHERE id = ANY ($1)', [ids]);
+    }
+    expect((await healthCheck(db.pool)).get('invalid_indexes')!.status).toBe('HEALTHY');
+  });
+
+  describe('as a login role that is only a member of pgvector_exporter', () => {
+    // Roles are cluster-wide and test files run in parallel: a unique name, dropped afterwards.
+    const login = `health_login_${randomBytes(4).toString('hex')}`;
+    beforeAll(async () => {
+      await adminQuery(`CREATE ROLE ${login} LOGIN IN ROLE pgvector_exporter`);
+    });
+    afterAll(async () => {
+      await adminQuery(`DROP ROLE IF EXISTS ${login}`);
+    });
+
+    it('runs every check without a privilege error', async () => {
+      const { rows } = await db.pool.query<{ roles: string[] }>(
+        "SELECT array_agg(b.rolname::text ORDER BY b.rolname) AS roles FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member JOIN pg_roles b ON b.oid = m.roleid WHERE r.rolname = $1",
+        [login],
+      );
+      expect(rows[0]!.roles).toEqual(['pgvector_exporter']);
+
+      const health = await rolledBack(db.pool, async (client) => {
+        await seedDocuments(client, { count: 3, withEmbeddings: true });
+        await client.query(`SET LOCAL ROLE ${login}`);
+        const { rows: who } = await client.query<{ user: string; superuser: string }>(
+          "SELECT current_user AS user, current_setting('is_superuser') AS superuser",
+        );
+        expect(who[0]).toEqual({ user: login, superuser: 'off' });
+        return healthCheck(client);
+      });
+      expect([...health.keys()].sort()).toEqual([...COMPONENTS].sort());
+      for (const row of health.values()) {
+        expect(STATUSES).toContain(row.status);
+        expect(row.details, row.component).not.toMatch(/^check failed/);
+      }
+      expect(health.get('vector_index')!.status).toBe('HEALTHY');
+      expect(health.get('embedding_completeness')!.details).toMatch(/^all \d+ documents have an embedding/);
+    });
+  });
+});
