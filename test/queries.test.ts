@@ -85,14 +85,17 @@ describe('shipped search queries on 5,000 embedded documents', () => {
   });
 
   it('vector_search.sql uses idx_embeddings_vector and returns the nearest documents in order', async () => {
-    const query = randomVectorLiteral();
-    expect(await planIndexes(db.pool, VECTOR_SEARCH, [query, LIMIT])).toContain('idx_embeddings_vector');
+    expect(await planIndexes(db.pool, VECTOR_SEARCH, [randomVectorLiteral(), LIMIT])).toContain('idx_embeddings_vector');
 
-    const { rows } = await db.pool.query<SearchRow>(VECTOR_SEARCH, [query, LIMIT]);
-    expect(rows).toHaveLength(LIMIT);
-    const distances = rows.map((r) => r.distance!);
-    expect(distances).toEqual([...distances].sort((a, b) => a - b));
-    for (const r of rows) expect(r.similarity!).toBeCloseTo(1 - r.distance!, 9);
+    // HNSW ranks by its own half-precision arithmetic, so near-ties used to come back out of
+    // distance order (about 1 query in 8 had one); several queries make a regression visible.
+    for (let i = 0; i < 20; i += 1) {
+      const { rows } = await db.pool.query<SearchRow>(VECTOR_SEARCH, [randomVectorLiteral(), LIMIT]);
+      expect(rows).toHaveLength(LIMIT);
+      const distances = rows.map((r) => r.distance!);
+      expect(distances).toEqual([...distances].sort((a, b) => a - b));
+      for (const r of rows) expect(r.similarity!).toBeCloseTo(1 - r.distance!, 9);
+    }
   });
 
   it('hybrid_search.sql (0.7 / 0.3) uses idx_embeddings_vector and returns rows', async () => {
@@ -108,24 +111,25 @@ describe('shipped search queries on 5,000 embedded documents', () => {
 
   it('hybrid_search.sql lifts a text match above its vector-only rank through the 30 % text weight', async () => {
     const query = randomVectorLiteral();
-    const vectorOnly = (await db.pool.query<SearchRow>(VECTOR_SEARCH, [query, LIMIT])).rows.map((r) => r.document_id);
+    const hybrid = async (text: string, vectorWeight: number, textWeight: number) =>
+      (await db.pool.query<SearchRow>(HYBRID_SEARCH, [query, text, LIMIT, vectorWeight, textWeight])).rows;
+    // With the text weight at 0 the hybrid ranking is a pure vector ranking. The baseline is the
+    // hybrid query itself rather than vector_search.sql: that one keeps the first 10 of the HNSW
+    // scan, this one re-ranks 40 candidates, which can differ on a near-tie at the 10th place.
+    const vectorOnly = (await hybrid('zymurgy', 1, 0)).map((r) => r.document_id);
+    expect(vectorOnly).toHaveLength(LIMIT);
     const target = vectorOnly[LIMIT - 1]!;
     // A word no other seeded document contains.
     await db.pool.query("UPDATE framework_documents SET content = content || ' Zymurgy is the chemistry of fermentation.' WHERE id = $1", [target]);
+    expect((await hybrid('zymurgy', 1, 0)).map((r) => r.document_id)).toEqual(vectorOnly);
 
-    const hybrid = async (vectorWeight: number, textWeight: number) =>
-      (await db.pool.query<SearchRow>(HYBRID_SEARCH, [query, 'zymurgy', LIMIT, vectorWeight, textWeight])).rows;
-
-    // With the text weight at 0 the hybrid ranking is the vector ranking...
-    expect((await hybrid(1, 0)).map((r) => r.document_id)).toEqual(vectorOnly);
-    // ...with 0.7 / 0.3 the one text match moves from last to first: 0.3 x its normalised rank
+    // With 0.7 / 0.3 the one text match moves from last to first: 0.3 x its normalised rank
     // (~0.09 for one occurrence) outweighs 0.7 x the similarity gaps within a top 10 of random
     // vectors (~0.005).
-    const weighted = await hybrid(0.7, 0.3);
+    const weighted = await hybrid('zymurgy', 0.7, 0.3);
     const lifted = weighted.findIndex((r) => r.document_id === target);
-    expect(weighted[lifted]!.text_rank!).toBeGreaterThan(0);
-    expect(lifted).toBeLessThan(LIMIT - 1);
     expect(lifted).toBe(0);
+    expect(weighted[lifted]!.text_rank!).toBeGreaterThan(0);
     expect(weighted.filter((r) => r.text_rank! > 0).map((r) => r.document_id)).toEqual([target]);
   });
 });

@@ -26,4 +26,8 @@ FROM (
   LIMIT $2::integer
 ) v
 JOIN framework_documents d ON d.id = v.document_id
-ORDER BY v.distance;
+-- Not `ORDER BY v.distance`: the planner takes that order from the index scan and skips the sort,
+-- but HNSW ranks by its own normalised half-precision arithmetic, so near-ties (~1e-5) came back
+-- out of order relative to the distance column. A different expression forces a real sort of
+-- the <= $2 rows.
+ORDER BY similarity DESC, d.chunk_id;
