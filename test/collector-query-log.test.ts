@@ -191,6 +191,25 @@ describe('query_log collector', () => {
     expect(histogram(samples, 'other').count).toBe(1375);
   });
 
+  it('a timed-out read loses nothing and makes the next batches smaller', async () => {
+    const collector = queryLogCollector({ ...OPTIONS, batchRows: 8000 });
+    await collector.collect(ctx());
+    await log(client, [['insert', 1], ['insert', 2]]);
+    const locker = await connect(db.url);
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE query_performance_log IN ACCESS EXCLUSIVE MODE');
+      await client.query("SET statement_timeout = '300ms'");
+      await expect(collector.collect(ctx())).rejects.toMatchObject({ code: '57014' });
+      expect(collector.batchRows).toBe(4000);
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+      await client.query('RESET statement_timeout');
+    }
+    expect(rows(await collector.collect(ctx()), 'observed')).toBe(2);
+  });
+
   it('reads with one index range scan on the primary key, never a sequential scan of the log', async () => {
     await client.query(`INSERT INTO query_performance_log (query_type, duration_ms) SELECT 'insert', 1 FROM generate_series(1, 20000)`);
     await client.query('ANALYZE query_performance_log');

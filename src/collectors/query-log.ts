@@ -52,6 +52,8 @@ export interface QueryLogOptions {
 export const OTHER_QUERY_TYPE = 'other';
 /** At start, the ids this far below the watermark are checked for in-flight rows (holes). */
 export const START_HOLE_WINDOW = 10_000;
+/** The smallest batch a timed-out read falls back to. */
+export const MIN_BATCH_ROWS = 1000;
 /** Holes kept at most; beyond this the oldest are given up (logged). */
 export const MAX_HOLES = 10_000;
 
@@ -345,6 +347,8 @@ export function normalizeBuckets(buckets: readonly number[]): number[] {
 export interface QueryLogCollector extends Collector {
   /** The process-cumulative state, for tests and debugging. */
   readonly state: QueryLogState;
+  /** Rows per statement now (config, or less after timeouts). */
+  readonly batchRows: number;
 }
 
 export function queryLogCollector(options: QueryLogOptions): QueryLogCollector {
@@ -354,10 +358,22 @@ export function queryLogCollector(options: QueryLogOptions): QueryLogCollector {
   const sql = queryLogSql(buckets);
   const state = new QueryLogState(buckets, labelTypes);
 
+  // A batch that cannot finish within statement_timeout would fail every poll and stall reading for
+  // good: after a timeout the next statements read half as many rows (down to MIN_BATCH_ROWS).
+  let batchRows = options.batchRows;
+
   async function readOnce({ query, log }: CollectContext): Promise<number> {
     const { watermark, lo, hi } = state.readParams();
-    const [row] = await query<ReadRow>(sql, [watermark, options.batchRows, lo, hi, options.queryTypes]);
-    return state.applyRead(row!, log);
+    try {
+      const [row] = await query<ReadRow>(sql, [watermark, batchRows, lo, hi, options.queryTypes]);
+      return state.applyRead(row!, log);
+    } catch (err) {
+      if ((err as { code?: string }).code === '57014' && batchRows > MIN_BATCH_ROWS) {
+        batchRows = Math.max(MIN_BATCH_ROWS, Math.floor(batchRows / 2));
+        log.warn({ batchRows }, 'query log read timed out; reading smaller batches');
+      }
+      throw err;
+    }
   }
 
   return {
@@ -365,6 +381,9 @@ export function queryLogCollector(options: QueryLogOptions): QueryLogCollector {
     families: Object.values(fam),
     keepOnFailure: true,
     state,
+    get batchRows() {
+      return batchRows;
+    },
     async collect(ctx) {
       state.beginPoll();
       if (!state.started) {
@@ -374,7 +393,7 @@ export function queryLogCollector(options: QueryLogOptions): QueryLogCollector {
       }
       // Behind (a full batch came back): read on while within half of the time budget.
       const started = Date.now();
-      while ((await readOnce(ctx)) >= options.batchRows && Date.now() - started < options.budget / 2);
+      while ((await readOnce(ctx)) >= batchRows && Date.now() - started < options.budget / 2);
       return state.samples(fam);
     },
   };
