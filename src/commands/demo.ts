@@ -3,6 +3,7 @@ import { parseDuration, parseInteger, parseNumber } from '../config/values.js';
 import { DEFAULT_DEMO_DOCUMENTS } from '../demo/corpus.js';
 import { runDemo, type DemoOptions } from '../demo/session.js';
 import { Teardown } from '../demo/teardown.js';
+import { DEFAULT_SLOW_SHARE } from '../demo/workload.js';
 import { ConfigError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { waitForShutdownSignal } from '../signals.js';
@@ -28,6 +29,7 @@ function demoOptions(args: ParsedArgs): { options: DemoOptions; durationMs?: num
       force: v.force === true,
       documents: flag('documents', (raw) => parseInteger(raw, 1, 1_000_000), DEFAULT_DEMO_DOCUMENTS),
       rate: flag('rate', (raw) => parseNumber(raw, 0, 10_000), 20),
+      slowShare: flag('slow-share', (raw) => parseNumber(raw, 0, 1), DEFAULT_SLOW_SHARE),
       listenAddress: v['web.listen-address'] as string | undefined,
       prometheus: v['no-prometheus'] !== true,
       summaryIntervalMs: flag('summary-interval', parseDuration, 10_000),
@@ -45,6 +47,7 @@ export const demoCommand: Command = {
   options: {
     documents: { type: 'string', help: `chunks to seed (default ${DEFAULT_DEMO_DOCUMENTS}: load and index in about a minute on 2 cores)` },
     rate: { type: 'string', help: 'workload operations per second (default 20)' },
+    'slow-share': { type: 'string', help: `share of operations made slow with pg_sleep (default ${DEFAULT_SLOW_SHARE}; e.g. 0.2 makes the latency alerts fire)` },
     duration: { type: 'string', help: 'stop by itself after this long (e.g. 5m); default: until Ctrl-C' },
     'summary-interval': { type: 'string', help: 'how often the live summary is printed (default 10s)' },
     'no-prometheus': { type: 'boolean', help: 'do not start Prometheus and Alertmanager' },

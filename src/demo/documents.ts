@@ -39,15 +39,26 @@ function pick<T>(items: readonly T[], random: () => number): T {
   return items[Math.floor(random() * items.length)]!;
 }
 
-/** Prose-like text: mostly common words, every third word or so from the topic. */
-function words(topic: Topic, count: number, random: () => number): string[] {
-  return Array.from({ length: count }, () => (random() < 0.35 ? pick(topic.words, random) : pick(COMMON_WORDS, random)));
+/**
+ * Each chunk dwells on a few of its topic's words, as real sections do. Besides realism this keeps
+ * a two-word full-text query down to a few percent of a topic's chunks: ts_rank_cd re-parses every
+ * match, so a query matching a whole topic would make hybrid search slow for the wrong reason.
+ */
+function focusWords(topic: Topic, random: () => number): string[] {
+  const pool = [...topic.words];
+  return Array.from({ length: 3 }, () => pool.splice(Math.floor(random() * pool.length), 1)[0]!);
+}
+
+/** Prose-like text: mostly common words, every third word or so one of the chunk's focus words. */
+function words(focus: string[], count: number, random: () => number): string[] {
+  return Array.from({ length: count }, () => (random() < 0.35 ? pick(focus, random) : pick(COMMON_WORDS, random)));
 }
 
 export function generateDocument(space: EmbeddingSpace, random: () => number, chunkId: string, topicIndex: number): SyntheticDocument {
   const topic = topicOf(topicIndex);
   const wordCount = 40 + Math.floor(random() * 260);
-  const content = words(topic, wordCount, random).join(' ');
+  const focus = focusWords(topic, random);
+  const content = words(focus, wordCount, random).join(' ');
   const part = 1 + Math.floor(random() * 8);
   const startLine = 1 + Math.floor(random() * 4000);
   const conceptCount = 1 + Math.floor(random() * topic.concepts.length);
@@ -55,7 +66,7 @@ export function generateDocument(space: EmbeddingSpace, random: () => number, ch
     chunkId,
     sourceFile: `${topic.slug}.md`,
     section: `${topic.name} / part ${part}`,
-    title: `${topic.name}: ${words(topic, 3, random).join(' ')}`,
+    title: `${topic.name}: ${focus.join(' ')}`,
     description: `Synthetic demo chunk about ${topic.name.toLowerCase()}`,
     content,
     characterCount: content.length,

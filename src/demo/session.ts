@@ -33,6 +33,8 @@ export interface DemoOptions {
   force: boolean;
   documents: number;
   rate: number;
+  /** Share of workload operations padded into slow ones. */
+  slowShare: number;
   /** Exporter listen address; default 127.0.0.1:9188 or, when taken, a free port. */
   listenAddress?: string;
   prometheus: boolean;
@@ -181,6 +183,7 @@ function startWorkload(connection: ConnectionSettings, options: DemoOptions, tea
   let reported = 0;
   const workload = new Workload(pool, {
     rate: options.rate,
+    slowShare: options.slowShare,
     maxInFlight: options.appPoolMax,
     chunkPrefix: `live-${Date.now().toString(36)}`,
     onError: (type, error) => {
@@ -193,7 +196,9 @@ function startWorkload(connection: ConnectionSettings, options: DemoOptions, tea
     await pool.end();
   });
   workload.start();
-  io.out(`workload: ${options.rate} operations/s (60 % vector search, 30 % hybrid search, 10 % insert, ~2 % slow) as "${options.applicationName}"`);
+  io.out(
+    `workload: ${options.rate} operations/s (60 % vector search, 30 % hybrid search, 10 % insert, ${options.slowShare * 100} % slow) as "${options.applicationName}"`,
+  );
   return workload;
 }
 
