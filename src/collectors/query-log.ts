@@ -4,9 +4,9 @@ import type { Collector, CollectContext, HistogramSample, MetricFamily, Sample }
 /**
  * query_performance_log, read incrementally into the histogram rag_query_duration_seconds{query_type}.
  *
- * The database aggregates: each statement returns, per (folded query_type, bucket), a count and a
- * sum, never the rows, so thousands of log rows per second cost one index range scan on the primary
- * key per poll. The collector only adds those numbers to its process-cumulative state (keepOnFailure:
+ * The database aggregates: each statement returns, per folded query_type, the cumulative count per
+ * bucket, the sum and the rejected count, never the rows, so thousands of log rows per second cost
+ * one index range scan on the primary key per poll. The collector only adds those numbers to its process-cumulative state (keepOnFailure:
  * the counters stay true while the database is away).
  *
  * Exactly once, despite ids that commit out of order. `id` comes from a sequence, so a transaction
@@ -23,7 +23,10 @@ import type { Collector, CollectContext, HistogramSample, MetricFamily, Sample }
  * the hole is stamped with that snapshot's xmax; once a later snapshot's xmin reaches the stamp,
  * every such transaction has ended and its rows would have been visible to the statement that
  * checks. Long transactions only keep their own holes open; the rest of the log flows on.
- * Requires the sequence's default CACHE 1 (per-backend caches hand out ids out of order).
+ * Requires the sequence's default CACHE 1 (per-backend caches hand out ids out of order). On a
+ * standby, "the next poll" counts in replayed WAL: a standby whose replay stalls exactly inside that
+ * microsecond window could drop a hole too early; a primary cannot.
+ * Holes are capped (MAX_HOLES); a hole costs one primary-key probe per statement until it settles.
  */
 
 /** An id range below the watermark not seen yet: rows still in flight, or a permanent gap. */
