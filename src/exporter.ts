@@ -4,11 +4,13 @@ import { enabledCollectors } from './collectors/index.js';
 import type { CollectorName, Config } from './config/schema.js';
 import type { ConnectionSettings } from './db/connection.js';
 import { createPool } from './db/pool.js';
+import { mountJobsRoute } from './http/jobs-route.js';
 import { startHttpServer, type HttpOptions, type RunningHttpServer } from './http/server.js';
 import type { WebConfig } from './http/web-config.js';
 import type { Logger } from './log.js';
 import { CONTENT_TYPE, createRegistry, exposition } from './metrics/registry.js';
 import { registerSelfMetrics } from './metrics/self-metrics.js';
+import { JobService } from './jobs/service.js';
 import { Poller } from './poller/poller.js';
 
 /** The running exporter: pool, poller, registry and HTTP server, wired once for serve and demo. */
@@ -26,8 +28,10 @@ export interface ExporterOptions {
   connection: ConnectionSettings;
   log: Logger;
   webConfig?: WebConfig;
-  /** Extra routes and their teardown (the jobs endpoint and scheduler hook in here). */
+  /** Extra routes and their teardown. */
   extraRoutes?: HttpOptions['extraRoutes'];
+  /** Run the maintenance scheduler (and, with a token, POST /jobs/<name>/run): serve without --no-jobs and jobs.enabled. */
+  jobs?: boolean;
 }
 
 export const EXPORTER_APPLICATION_NAME = 'pgvector-exporter';
@@ -40,6 +44,9 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
     log,
   );
   const registry = createRegistry();
+  // Job metric families are always registered (documented, stable); series only for scheduled jobs.
+  const jobs = new JobService({ config, connection, log, registry });
+  const jobsToken = options.jobs ? config.jobs.api_token : undefined;
   const poller = new Poller({
     collectors: enabledCollectors(config),
     schedule: (name) => {
@@ -62,12 +69,15 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
       webConfig: options.webConfig,
       log,
       extraRoutes: options.extraRoutes,
+      selfAuthenticatedRoutes: jobsToken ? (app) => mountJobsRoute(app, jobs.runner, jobsToken, log) : undefined,
     });
   } catch (err) {
+    await jobs.stop();
     await pool.end();
     throw err;
   }
   poller.start();
+  if (options.jobs) await jobs.start();
   log.info({ address: http.address, target: connection.description }, 'exporter listening');
   return {
     url: http.url,
@@ -77,6 +87,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
     poller,
     async stop() {
       await http.close();
+      await jobs.stop();
       await poller.stop();
       await pool.end().catch(() => undefined);
     },

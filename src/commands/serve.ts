@@ -8,12 +8,15 @@ export const serveCommand: Command = {
   name: 'serve',
   summary: 'poll the database and serve Prometheus metrics (GET /metrics, /healthz, /readyz)',
   usage: 'pgvector-exporter serve [--database-url URL] [--web.listen-address HOST:PORT] [--config FILE]',
-  options: {},
+  options: {
+    'no-jobs': { type: 'boolean', help: 'do not run the maintenance scheduler (e.g. the sidecar of a read-only replica)' },
+  },
   async run(args) {
     const { config, connection, log } = commandContext(args);
     // Validated before anything starts, like the config: a bad web config is exit 2, not a half-started server.
     const webConfig = config.web.config_file ? loadWebConfig(config.web.config_file) : undefined;
-    const exporter = await startExporter({ config, connection, log, webConfig });
+    const jobs = config.jobs.enabled && args.values['no-jobs'] !== true;
+    const exporter = await startExporter({ config, connection, log, webConfig, jobs });
     await waitForShutdownSignal(log);
     await exporter.stop();
     log.info('stopped');

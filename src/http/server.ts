@@ -15,8 +15,10 @@ export interface HttpOptions {
   ready: () => boolean;
   webConfig?: WebConfig;
   log: Logger;
-  /** Extra routes (the jobs endpoint), mounted behind the same auth. */
+  /** Extra routes, mounted behind the same auth. */
   extraRoutes?: (app: Express) => void;
+  /** Routes that authenticate themselves (POST /jobs/<name>/run: bearer token), mounted before basic auth. */
+  selfAuthenticatedRoutes?: (app: Express) => void;
 }
 
 export interface RunningHttpServer {
@@ -35,6 +37,7 @@ export function createApp(options: HttpOptions): Express {
   }
   // /healthz stays open so container healthchecks work without credentials; it reveals nothing.
   app.get('/healthz', (_req, res) => void res.type('text/plain').send('ok\n'));
+  options.selfAuthenticatedRoutes?.(app);
   if (options.webConfig?.basicAuthUsers.size) app.use(basicAuth(options.webConfig.basicAuthUsers, options.log));
   app.get(options.telemetryPath, async (_req, res) => {
     try {

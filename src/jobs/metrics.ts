@@ -21,6 +21,9 @@ export class JobMetrics implements RunObserver {
   private readonly nextRun: Gauge<'job'>;
   private readonly running: Gauge<'job'>;
   private readonly backupSize: Gauge;
+  private readonly lastSuccessSeconds = new Map<JobName, number>();
+  private readonly lastRunSeconds = new Map<JobName, number>();
+  private backupSizeBytes?: number;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -33,16 +36,36 @@ export class JobMetrics implements RunObserver {
     this.backupSize = new Gauge({ name: 'rag_backup_last_size_bytes', help: 'Size of the last successful backup dump, 0 = none yet.', registers });
   }
 
-  /** Creates every series of the given jobs, with the last success/run times found in maintenance_log. */
-  seed(jobs: readonly JobName[], history?: JobHistory): void {
+  /** Creates every series of the given jobs at 0. */
+  seed(jobs: readonly JobName[]): void {
     for (const job of jobs) {
       for (const result of JOB_RESULTS) this.runs.inc({ job, result }, 0);
       this.duration.zero({ job });
-      this.lastSuccess.set({ job }, seconds(history?.lastSuccess.get(job)));
-      this.lastRun.set({ job }, seconds(history?.lastRun.get(job)));
+      this.lastSuccess.set({ job }, this.lastSuccessSeconds.get(job) ?? 0);
+      this.lastRun.set({ job }, this.lastRunSeconds.get(job) ?? 0);
       this.running.set({ job }, 0);
     }
-    if (jobs.includes('backup')) this.backupSize.set(history?.lastBackupSizeBytes ?? 0);
+    if (jobs.includes('backup')) this.backupSize.set(this.backupSizeBytes ?? 0);
+  }
+
+  /** The last success/run times and backup size found in maintenance_log; never moves a time backwards. */
+  applyHistory(jobs: readonly JobName[], history: JobHistory): void {
+    for (const job of jobs) {
+      this.advance(this.lastSuccess, this.lastSuccessSeconds, job, history.lastSuccess.get(job));
+      this.advance(this.lastRun, this.lastRunSeconds, job, history.lastRun.get(job));
+    }
+    if (jobs.includes('backup') && this.backupSizeBytes === undefined && history.lastBackupSizeBytes !== undefined) {
+      this.backupSizeBytes = history.lastBackupSizeBytes;
+      this.backupSize.set(history.lastBackupSizeBytes);
+    }
+  }
+
+  private advance(gauge: Gauge<'job'>, seen: Map<JobName, number>, job: JobName, at: Date | undefined): void {
+    const value = at ? at.getTime() / 1000 : 0;
+    if (value > (seen.get(job) ?? 0)) {
+      seen.set(job, value);
+      gauge.set({ job }, value);
+    }
   }
 
   setNextRun(job: JobName, at: Date | null): void {
@@ -59,10 +82,13 @@ export class JobMetrics implements RunObserver {
     // A run refused before it started (one already running here, outside the window) leaves the gauge alone.
     if (!EARLY_SKIPS.has(result.skipReason ?? '')) this.running.set({ job }, 0);
     this.runs.inc({ job, result: result.result });
-    this.lastRun.set({ job }, result.finishedAt.getTime() / 1000);
+    this.advance(this.lastRun, this.lastRunSeconds, job, result.finishedAt);
     if (result.result !== 'skipped') this.duration.observe({ job }, result.durationSeconds);
-    if (result.result === 'success') this.lastSuccess.set({ job }, result.finishedAt.getTime() / 1000);
-    if (result.backupSizeBytes !== undefined) this.backupSize.set(result.backupSizeBytes);
+    if (result.result === 'success') this.advance(this.lastSuccess, this.lastSuccessSeconds, job, result.finishedAt);
+    if (result.backupSizeBytes !== undefined) {
+      this.backupSizeBytes = result.backupSizeBytes;
+      this.backupSize.set(result.backupSizeBytes);
+    }
   }
 }
 
