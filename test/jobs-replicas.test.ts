@@ -89,6 +89,32 @@ describe('several sidecars on one database', () => {
   });
 });
 
+describe('the maintenance window', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => db.drop());
+
+  it('skips scheduled runs outside it (spanning midnight, in its time zone), not runs asked for by hand', async () => {
+    const t = testRunner(db.url, testConfig((c) => (c.jobs.window = { start: '22:00', end: '04:00', timezone: 'Europe/Berlin' })));
+    try {
+      // 12:00 UTC = 13:00 in Berlin (winter): outside 22:00-04:00.
+      const outside = await t.runner.run('analyze', { trigger: 'schedule', scheduledFor: new Date('2026-01-10T12:00:00Z') });
+      expect(outside.result).toBe('skipped');
+      expect(outside.message).toBe('outside the maintenance window 22:00-04:00 Europe/Berlin (it is 13:00 there)');
+      // 23:30 UTC = 00:30 in Berlin: inside.
+      const inside = await t.runner.run('analyze', { trigger: 'schedule', scheduledFor: new Date('2026-01-10T23:30:00Z') });
+      expect(inside.result).toBe('success');
+      const manual = await t.runner.run('analyze', { trigger: 'manual' });
+      expect(manual.result).toBe('success');
+      expect((await maintenanceRows(db.pool, 'analyze')).map((r) => r.status)).toEqual(['skipped', 'success', 'success']);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('a standby', () => {
   let primary: LocalCluster;
   let standby: LocalCluster;

@@ -93,5 +93,3 @@ export class JobMetrics implements RunObserver {
 }
 
 const EARLY_SKIPS = new Set(['already-running', 'window', 'shutting-down']);
-
-const seconds = (date: Date | undefined) => (date ? date.getTime() / 1000 : 0);
