@@ -87,8 +87,8 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
     poller,
     async stop() {
       await http.close();
-      await jobs.stop();
-      await poller.stop();
+      // A running job gets a short grace, then is cancelled; the poller stops meanwhile.
+      await Promise.all([jobs.stop(), poller.stop()]);
       await pool.end().catch(() => undefined);
     },
   };

@@ -145,6 +145,6 @@ describe('serve without a jobs token, or with --no-jobs', () => {
     }
     const rows = await maintenanceRows(db.pool, 'vacuum-analyze');
     expect(rows.at(-1)).toMatchObject({ status: 'failed' });
-    expect(rows.at(-1)!.message).toMatch(/canceling statement due to user request|interrupted/);
+    expect(rows.at(-1)!.message).toMatch(/statement cancelled on request: canceling statement due to user request|interrupted by shutdown/);
   });
 });

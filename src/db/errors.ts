@@ -36,6 +36,8 @@ export function describeDatabaseError(err: unknown, target?: string): string {
   if (/timeout expired|Connection terminated due to connection timeout/i.test(message)) {
     return `cannot reach PostgreSQL${where}: connection timed out`;
   }
+  // 57014 is also what pg_cancel_backend() (a shutdown cancelling a job) produces.
+  if (e?.code === '57014' && /user request/.test(message)) return `statement cancelled on request${where}: ${message}`;
   if (e && typeof e.code === 'string' && SQLSTATE_MEANINGS[e.code]) {
     return `${SQLSTATE_MEANINGS[e.code]}${where}: ${message}`;
   }

@@ -72,7 +72,7 @@ export class JobService {
     this.scheduler.start();
   }
 
-  async stop(graceMs = 1500): Promise<void> {
+  async stop(graceMs = 1000): Promise<void> {
     clearTimeout(this.historyRetry);
     if (this.scheduler) await this.scheduler.stop(graceMs);
     else await this.runner.shutdown(graceMs);
