@@ -22,7 +22,9 @@ import type { Collector, CollectContext, HistogramSample, MetricFamily, Sample }
  * taking the sequence value (nextval runs right before the row's heap insert). So at the next poll
  * the hole is stamped with that snapshot's xmax; once a later snapshot's xmin reaches the stamp,
  * every such transaction has ended and its rows would have been visible to the statement that
- * checks. Long transactions only keep their own holes open; the rest of the log flows on.
+ * checks. Holes never hold the rest of the log back; a long-running writing transaction anywhere on
+ * the server (xids are server-wide; read-only transactions have none) keeps the holes found while it
+ * runs open until it ends.
  * Requires the sequence's default CACHE 1 (per-backend caches hand out ids out of order). On a
  * standby, "the next poll" counts in replayed WAL: a standby whose replay stalls exactly inside that
  * microsecond window could drop a hole too early; a primary cannot.
