@@ -75,9 +75,9 @@ describe('jobs list and jobs run', () => {
       expect(result.stdout).toContain('would run:');
     }
     const analyze = await runCli(['jobs', 'run', 'analyze', '--dry-run', '--database-url', db.url]);
-    expect(analyze.stdout).toContain('  ANALYZE "public"."chunk_embeddings";');
+    expect(analyze.stdout).toContain('\n  ANALYZE "public"."chunk_embeddings"\n');
     const reindex = await runCli(['jobs', 'run', 'reindex-vector', '--dry-run', '--force', '--database-url', db.url]);
-    expect(reindex.stdout).toContain('  REINDEX INDEX CONCURRENTLY "public"."idx_embeddings_vector";');
+    expect(reindex.stdout).toContain('\n  REINDEX INDEX CONCURRENTLY "public"."idx_embeddings_vector"\n');
     const retention = await runCli(['jobs', 'run', 'log-retention', '--dry-run', '--database-url', db.url]);
     expect(retention.stdout).toContain('25 log row(s) older than');
     expect(await snapshot()).toBe(before);

@@ -76,3 +76,29 @@ describe('a job whose lock cannot be taken in time', () => {
     }
   });
 });
+
+describe('identifiers from the config', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => db.drop());
+
+  it('are quoted, never spliced: odd table names work and cannot inject a statement', async () => {
+    await db.pool.query('CREATE TABLE "Chunk ""Notes""" (id int)');
+    await db.pool.query('CREATE TABLE victim (id int)');
+    const tables = ['Chunk "Notes"', 'victim; DROP TABLE victim', 'framework_documents'];
+    const t = testRunner(db.url, testConfig((c) => (c.managed_tables = tables)));
+    try {
+      const result = await t.runner.run('analyze', { trigger: 'manual' });
+      expect(result.result, result.message).toBe('success');
+      expect(result.statements).toEqual(['ANALYZE "public"."Chunk ""Notes"""', 'ANALYZE "public"."framework_documents"']);
+      expect(result.message).toContain('not found in schema public: victim; DROP TABLE victim');
+      const analyzed = await db.pool.query(`SELECT last_analyze IS NOT NULL AS done FROM pg_stat_user_tables WHERE relname = 'Chunk "Notes"'`);
+      expect(analyzed.rows[0].done).toBe(true);
+      expect((await db.pool.query("SELECT to_regclass('victim') IS NOT NULL AS present")).rows[0].present).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+});

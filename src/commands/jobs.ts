@@ -136,7 +136,8 @@ function printResult(result: RunResult): void {
   if (result.dryRun) {
     out(`${result.job}: ${result.message}`);
     out(result.statements.length ? 'would run:' : 'would run nothing');
-    for (const statement of result.statements) out(`  ${statement.replace(/\n/g, '\n  ')};`);
+    // One entry per statement or command, continuation lines indented further.
+    for (const statement of result.statements) out(`  ${statement.replace(/\n/g, '\n    ')}`);
     return;
   }
   const line = `${result.job}: ${result.result} in ${result.durationSeconds.toFixed(2)}s: ${result.message}`;

@@ -43,7 +43,7 @@ export async function planPerTable(
       const done: string[] = [];
       const failed: { table: string; error: string; code?: string }[] = [];
       for (const [i, statement] of statements.entries()) {
-        if (ctx.signal.aborted) throw new JobFailure('interrupted by shutdown', { done, failed });
+        if (ctx.signal.aborted) throw new JobFailure('interrupted by shutdown', { tables: done, failed, missing_tables: missing });
         const startedAt = new Date();
         try {
           await ctx.client.query(statement);
