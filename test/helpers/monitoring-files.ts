@@ -177,7 +177,7 @@ export function documentedMetrics(): Map<string, DocumentedFamily> {
   const doc = readFileSync(`${ROOT}docs/metrics.md`, 'utf8');
   const families = new Map<string, DocumentedFamily>();
   for (const m of doc.matchAll(/^\|\s*`([a-zA-Z_:][a-zA-Z0-9_:]*)`\s*\|\s*([^|]*)\|\s*([^|]*)\|/gm)) {
-    const labels = m[3]!.split(',').map((l) => l.trim().replace(/`/g, '')).filter(Boolean);
+    const labels = m[3]!.replace(/\([^)]*\)/g, '').split(',').map((l) => l.trim().replace(/`/g, '')).filter(Boolean); // "state (primary only)"
     families.set(m[1]!, { type: m[2]!.trim(), labels });
   }
   return families;
