@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NoDataError, type Sample } from '../src/collectors/collector.js';
 import { QUERY_TEXT_MAX, statementsCollector } from '../src/collectors/statements.js';
+import { LocalCluster } from '../src/db/local-cluster.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { collectorContext, connect, samplesOf, undeclaredSamples, valueOf } from './helpers/collector-context.js';
 
@@ -54,6 +55,20 @@ describe('statements collector', () => {
     samples = await statementsCollector({ topN: 1 }).collect(collectorContext(client));
     expect(samplesOf(samples, 'pgvector_statements_calls_total')).toHaveLength(1);
     expect(valueOf(samples, 'pgvector_statements_all_calls_total')).toBe(6);
+  });
+
+  it('reports "no data" where the extension exists but the server does not preload it', async () => {
+    const cluster = await LocalCluster.start({ preload: [] });
+    const bare = await connect(cluster.url());
+    try {
+      await bare.query('CREATE EXTENSION pg_stat_statements');
+      const error = await statementsCollector({ topN: 5 }).collect(collectorContext(bare)).catch((err: Error) => err);
+      expect(error).toBeInstanceOf(NoDataError);
+      expect((error as Error).message).toMatch(/shared_preload_libraries/);
+    } finally {
+      await bare.end();
+      await cluster.remove();
+    }
   });
 
   it('reports "no data", not a failure, where pg_stat_statements is not installed', async () => {
