@@ -25,12 +25,14 @@ export interface IngestionFigures {
   exact: { ok: boolean; checkedBuckets: number; mismatches: string[] };
 }
 
-/** Deterministic rows: known and unknown types, exact bucket boundaries, NULL and negative durations. */
+/** Deterministic rows: known and unknown types, exact bucket boundaries, NULL, negative, NaN and infinite durations. */
 const INSERT_BATCH = `
 INSERT INTO query_performance_log (query_type, duration_ms, rows_returned, ts)
 SELECT (ARRAY['vector_search','hybrid_search','insert','text_search','vector_search','mystery_' || (g % 5)])[1 + g % 6],
        CASE WHEN g % 1000 = 1 THEN NULL
             WHEN g % 1000 = 2 THEN -5
+            WHEN g % 1000 = 3 THEN 'NaN'
+            WHEN g % 1000 = 4 THEN 'Infinity'
             WHEN g % 97 = 0 THEN (ARRAY[5, 100, 200, 300, 500, 1000, 10000])[1 + (g / 97) % 7]
             ELSE round((random() * random() * 1500)::numeric, 3)::float8 END,
        g % 20, now()
@@ -140,12 +142,12 @@ async function checkHistogram(db: BenchDatabase, samples: ParsedSample[], rows: 
   const les = [...new Set(buckets.map((s) => s.labels.le!).filter((le) => le !== '+Inf'))];
   const expected = await db.query<{ qt: string; le: string; n: string }>(
     `WITH t AS (SELECT CASE WHEN query_type = ANY($1) THEN query_type ELSE 'other' END AS qt, duration_ms FROM query_performance_log)
-     SELECT qt, le, count(*) FILTER (WHERE duration_ms >= 0 AND (le = '+Inf' OR duration_ms::numeric <= le::numeric * 1000)) AS n
+     SELECT qt, le, count(*) FILTER (WHERE duration_ms >= 0 AND duration_ms < 'Infinity' AND (le = '+Inf' OR duration_ms::numeric <= le::numeric * 1000)) AS n
        FROM t CROSS JOIN unnest($2::text[]) AS le GROUP BY qt, le`,
     [QUERY_TYPES, [...les, '+Inf']],
   );
   const [{ rejected }] = (await db.query<{ rejected: string }>(
-    'SELECT count(*) AS rejected FROM query_performance_log WHERE duration_ms IS NULL OR duration_ms < 0',
+    "SELECT count(*) AS rejected FROM query_performance_log WHERE NOT coalesce(duration_ms >= 0 AND duration_ms < 'Infinity', false)",
   )) as [{ rejected: string }];
   const mismatches: string[] = [];
   for (const row of expected) {

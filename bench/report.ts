@@ -96,11 +96,26 @@ function ratioTable(r: BenchResults): string {
   return table(['Database', 'DB time ours/peer', 'RSS ours/peer', 'Series ours/peer'], rows);
 }
 
+function topStatements(r: BenchResults): string {
+  const rows = r.scenarios.flatMap((s) =>
+    (['ours', 'peer'] as const).flatMap((who) =>
+      s[who].dbTime.top.map((t) => [
+        s.label,
+        who === 'ours' ? 'pgvector-exporter' : 'postgres_exporter',
+        `\`${t.query.replace(/\|/g, '\\|').replace(/`/g, "'")}\``,
+        int(t.calls),
+        ms(t.totalMs),
+      ]),
+    ),
+  );
+  return table(['Database', 'Exporter', 'Statement (abbreviated)', 'Calls', 'Total (ms)'], rows);
+}
+
 function ingestionSection(r: BenchResults): string {
   const ing = r.ingestion;
   if ('notMeasured' in ing) return `Not measured: ${ing.notMeasured}.`;
   const rows = [
-    ['Rows inserted (of which rejected: NULL or negative duration)', `${int(ing.rows)} (${int(ing.rejectedRows)})`],
+    ['Rows inserted (of which rejected: NULL, negative, NaN or infinite duration)', `${int(ing.rows)} (${int(ing.rejectedRows)})`],
     ['PostgreSQL insert rate (INSERT ... SELECT generate_series, 250,000-row statements)', `${int(ing.insertRowsPerSecond)} rows/s (${ing.insertSeconds.toFixed(1)} s)`],
     ['Live: rows/s from the first insert until every row was counted', `${int(ing.live.rowsPerSecond)} rows/s (${ing.live.seconds.toFixed(1)} s)`],
     ['Live: peak rate over a ~2 s window', `${int(ing.live.peakRowsPerSecond)} rows/s`],
@@ -176,9 +191,13 @@ Ratios (this exporter / the peer; below 1 means this exporter uses less):
 
 ${ratioTable(r)}
 
+The five most expensive statements of each exporter in each database-time window:
+
+${topStatements(r)}
+
 ## Query-log ingestion
 
-With only the \`connectivity\` and \`query_log\` collectors enabled, polling every 1 s: ${int(o.ingestRows)} rows are written to \`query_performance_log\` (mixed known and unknown query types, durations on exact bucket boundaries, one row in 1,000 with a NULL and one with a negative duration) while the exporter follows them; then a second, fresh exporter process with \`query_log.lookback: 1h\` reads the same rows as one backlog, and its histogram is compared with the same buckets counted by SQL.
+With only the \`connectivity\` and \`query_log\` collectors enabled, polling every 1 s: ${int(o.ingestRows)} rows are written to \`query_performance_log\` (mixed known and unknown query types, durations on exact bucket boundaries, and in every 1,000 rows one NULL, one negative, one NaN and one infinite duration) while the exporter follows them; then a second, fresh exporter process with \`query_log.lookback: 1h\` reads the same rows as one backlog, and its histogram is compared with the same buckets counted by SQL.
 
 ${ingestionSection(r)}
 

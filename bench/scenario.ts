@@ -10,7 +10,14 @@ export interface ExporterFigures {
   latency: { concurrency: number; requests: number; errors: number; p50Ms: number; p99Ms: number; seconds: number }[];
   series: number;
   rssBytes: { median: number; max: number };
-  dbTime: { totalMs: number; calls: number; perMinuteMs: number; scrapes: number };
+  dbTime: { totalMs: number; calls: number; perMinuteMs: number; scrapes: number; top: TopStatement[] };
+}
+
+/** The statements that cost an exporter the most database time in the window. */
+export interface TopStatement {
+  query: string;
+  calls: number;
+  totalMs: number;
 }
 
 export interface ScenarioFigures {
@@ -81,10 +88,21 @@ async function measureDbTime(db: BenchDatabase, ours: ExporterProcess, peer: Exp
       WHERE r.rolname = ANY($1) GROUP BY r.rolname`,
     [[OUR_ROLE, PEER_ROLE]],
   );
+  const top = await db.query<{ rolname: string; query: string; calls: number; total_ms: number }>(
+    `SELECT rolname, query, calls, total_ms FROM (
+       SELECT r.rolname, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 110) AS query, s.calls::float8 AS calls,
+              s.total_exec_time::float8 AS total_ms,
+              row_number() OVER (PARTITION BY r.rolname ORDER BY s.total_exec_time DESC) AS rank
+         FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+        WHERE r.rolname = ANY($1)) ranked
+     WHERE rank <= 5 ORDER BY rolname, total_ms DESC`,
+    [[OUR_ROLE, PEER_ROLE]],
+  );
   const figures = (role: string, scrapes: number) => {
     const row = rows.find((r) => r.rolname === role);
     const totalMs = row?.total_ms ?? 0;
-    return { totalMs, calls: row?.calls ?? 0, perMinuteMs: (totalMs * 60) / seconds, scrapes };
+    const mine = top.filter((t) => t.rolname === role).map((t) => ({ query: t.query, calls: t.calls, totalMs: t.total_ms }));
+    return { totalMs, calls: row?.calls ?? 0, perMinuteMs: (totalMs * 60) / seconds, scrapes, top: mine };
   };
   return { ours: figures(OUR_ROLE, ourScrapes.scrapes), peer: figures(PEER_ROLE, peerScrapes.scrapes) };
 }
