@@ -10,6 +10,10 @@ const MIGRATIONS = fileURLToPath(new URL(import.meta.url.includes('/dist-bench/'
 export const BENCH_DATABASE = 'rag_bench';
 /** Each exporter logs in as its own role, so pg_stat_statements.userid separates their database time. */
 export const OUR_ROLE = 'bench_pgve';
+/** A second instance of this exporter at its default poll intervals, for the as-deployed comparison. */
+export const OUR_DEFAULTS_ROLE = 'bench_pgve_defaults';
+/** A third instance with only the collectors that cover what the peer's defaults cover, every 1 s. */
+export const OUR_OVERLAP_ROLE = 'bench_pgve_overlap';
 export const PEER_ROLE = 'bench_peer';
 
 export interface BenchDatabase {
@@ -66,6 +70,8 @@ export async function startDatabase(): Promise<BenchDatabase> {
  */
 async function createRoles(client: pg.Client): Promise<void> {
   await client.query(`CREATE ROLE ${OUR_ROLE} LOGIN IN ROLE pgvector_exporter`);
+  await client.query(`CREATE ROLE ${OUR_DEFAULTS_ROLE} LOGIN IN ROLE pgvector_exporter`);
+  await client.query(`CREATE ROLE ${OUR_OVERLAP_ROLE} LOGIN IN ROLE pgvector_exporter`);
   await client.query(`CREATE ROLE ${PEER_ROLE} LOGIN IN ROLE pg_monitor`);
 }
 

@@ -26,8 +26,10 @@ function writeConfig(name: string, yaml: string): string {
 
 export interface OurExporterOptions {
   name: string;
-  /** Every enabled collector polls at this interval. */
-  intervalMs: number;
+  /** Every enabled collector polls at this interval; undefined = each collector's default interval. */
+  intervalMs?: number;
+  /** Login role; OUR_ROLE by default. */
+  role?: string;
   /** Collectors to run; default every collector except recall (off by default, and not something the peer does). */
   collectors?: readonly CollectorName[];
   /** query_log.lookback, e.g. to read a backlog on start. */
@@ -36,12 +38,17 @@ export interface OurExporterOptions {
 
 export const DEFAULT_COLLECTORS = COLLECTOR_NAMES.filter((name) => name !== 'recall');
 
+/**
+ * The collectors whose ground the peer's default collectors also cover: pg_up and versions,
+ * pg_stat_database and database size, replication, pg_stat_activity and the connection settings.
+ */
+export const OVERLAP_COLLECTORS: readonly CollectorName[] = ['connectivity', 'database', 'replication', 'connections'];
+
 /** `pgvector-exporter serve` as a child process, logged in as OUR_ROLE, scheduler off. */
 export async function startOurExporter(db: BenchDatabase, options: OurExporterOptions): Promise<ExporterProcess> {
   const enabled = new Set(options.collectors ?? DEFAULT_COLLECTORS);
-  const collectors = COLLECTOR_NAMES.map(
-    (name) => `  ${name}:\n    enabled: ${enabled.has(name)}\n    interval: ${options.intervalMs}ms`,
-  ).join('\n');
+  const interval = options.intervalMs === undefined ? '' : `\n    interval: ${options.intervalMs}ms`;
+  const collectors = COLLECTOR_NAMES.map((name) => `  ${name}:\n    enabled: ${enabled.has(name)}${interval}`).join('\n');
   const yaml = [
     'log_level: warn',
     'jobs:\n  enabled: false',
@@ -54,7 +61,7 @@ export async function startOurExporter(db: BenchDatabase, options: OurExporterOp
     name: options.name,
     command: process.execPath,
     args: [CLI, 'serve', '--web.listen-address', `127.0.0.1:${port}`, '--config', writeConfig(options.name, yaml)],
-    env: { ...process.env, DATABASE_URL: db.url(OUR_ROLE) },
+    env: { ...process.env, DATABASE_URL: db.url(options.role ?? OUR_ROLE) },
     url: `http://127.0.0.1:${port}`,
     readyPath: '/readyz',
   });

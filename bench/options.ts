@@ -47,7 +47,7 @@ const FULL: Omit<BenchOptions, 'output' | 'quick'> = {
   requests: 2000,
   latencySeconds: 45,
   concurrency: [1, 50],
-  dbTimeSeconds: 60,
+  dbTimeSeconds: 120,
   scrapeIntervalMs: 1000,
   extraTables: 2000,
   ingestRows: 2_000_000,

@@ -81,6 +81,12 @@ async function waitForOk(url: string, timeoutMs: number, exited: () => boolean):
   throw new Error(`${url}: ${last || 'timeout'}`);
 }
 
+/** User + system CPU time a process has used so far, in milliseconds (/proc/<pid>/stat, clock ticks of 10 ms). */
+export function cpuMillis(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 /** VmRSS of a process, in bytes. */
 export function residentBytes(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

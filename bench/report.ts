@@ -1,7 +1,8 @@
 import type { IngestionFigures } from './ingestion.js';
 import type { MachineInfo } from './machine.js';
 import type { BenchOptions } from './options.js';
-import type { ExporterFigures, ScenarioFigures } from './scenario.js';
+import { OVERLAP_COLLECTORS as OVERLAP } from './exporters.js';
+import { peerPerMinuteAt15s, type ExporterFigures, type ScenarioFigures } from './scenario.js';
 import type { SoakFigures } from './soak.js';
 
 export interface BenchResults {
@@ -36,7 +37,16 @@ function aims(r: BenchResults): string {
   });
   const dbRows = r.scenarios.map((s) => {
     const x = s.ours.dbTime.perMinuteMs / s.peer.dbTime.perMinuteMs;
-    return { text: `${s.label}: ${ms(s.ours.dbTime.perMinuteMs)} vs ${ms(s.peer.dbTime.perMinuteMs)} ms/min (${times(x)} of the peer's)`, ok: x <= 1 };
+    const peer15 = peerPerMinuteAt15s(s.peer.dbTime);
+    const y = s.oursDefaults.perMinuteMs / peer15;
+    const z = s.oursOverlap.perMinuteMs / s.peer.dbTime.perMinuteMs;
+    return {
+      text:
+        `${s.label}: every collector every 1 s ${ms(s.ours.dbTime.perMinuteMs)} vs ${ms(s.peer.dbTime.perMinuteMs)} ms/min (${times(x)} the peer's): ${x <= 1 ? 'met' : 'not met'}; ` +
+        `the same ground every 1 s ${ms(s.oursOverlap.perMinuteMs)} ms/min (${times(z)}): ${z <= 1 ? 'met' : 'not met'}; ` +
+        `default intervals vs a 15 s scrape ${ms(s.oursDefaults.perMinuteMs)} vs ${ms(peer15)} ms/min (${times(y)}): ${y <= 1 ? 'met' : 'not met'}`,
+      ok: x <= 1,
+    };
   });
   const ing = r.ingestion;
   const ingestion =
@@ -52,7 +62,7 @@ function aims(r: BenchResults): string {
   };
   const rows = [
     [`\`/metrics\` p99 at ${top} concurrent scrapers at least 10x lower than the peer's`, latencyRows.map((l) => l.text).join('<br>'), yes(latencyRows.every((l) => l.ok))],
-    ['Database time per minute no higher than the peer\'s at the same interval', dbRows.map((l) => l.text).join('<br>'), yes(dbRows.every((l) => l.ok))],
+    ['Database time per minute no higher than the peer\'s at the same poll/scrape interval (the verdict is the strictest reading: every collector every 1 s)', dbRows.map((l) => l.text).join('<br>'), yes(dbRows.every((l) => l.ok))],
     ['Query-log ingestion at least 50,000 rows/s, histogram exact', ingestion.text, yes(ingestion.ok)],
     [`Resident memory flat over at least ${int(r.options.soakCycles)} poll cycles with churn and a database restart`, soak.text, yes(soak.ok)],
   ];
@@ -69,10 +79,22 @@ function latencyTable(r: BenchResults): string {
     for (const c of r.options.concurrency) {
       const o = latencyAt(s.ours, c)!;
       const p = latencyAt(s.peer, c)!;
-      rows.push([s.label, String(c), `${int(o.requests)} / ${int(p.requests)}`, ms(o.p50Ms), ms(p.p50Ms), ms(o.p99Ms), ms(p.p99Ms), times(p.p50Ms / o.p50Ms), times(p.p99Ms / o.p99Ms), `${o.errors} / ${p.errors}`]);
+      rows.push([
+        s.label,
+        String(c),
+        `${int(o.requests)} / ${int(p.requests)}`,
+        ms(o.p50Ms),
+        ms(p.p50Ms),
+        ms(o.p99Ms),
+        ms(p.p99Ms),
+        times(p.p50Ms / o.p50Ms),
+        times(p.p99Ms / o.p99Ms),
+        `${o.cpuMsPerRequest.toFixed(2)} / ${p.cpuMsPerRequest.toFixed(2)}`,
+        `${o.errors} / ${p.errors}`,
+      ]);
     }
   }
-  return table(['Database', 'Scrapers', 'Requests (ours / peer)', 'p50 ours (ms)', 'p50 peer (ms)', 'p99 ours (ms)', 'p99 peer (ms)', 'p50 peer/ours', 'p99 peer/ours', 'Errors'], rows);
+  return table(['Database', 'Scrapers', 'Requests (ours / peer)', 'p50 ours (ms)', 'p50 peer (ms)', 'p99 ours (ms)', 'p99 peer (ms)', 'p50 peer/ours', 'p99 peer/ours', 'CPU ms per scrape (ours / peer)', 'Errors'], rows);
 }
 
 function resourceTable(r: BenchResults): string {
@@ -84,6 +106,27 @@ function resourceTable(r: BenchResults): string {
     }),
   );
   return table(['Database', 'Exporter', 'DB time (ms/min)', 'Statements/min', 'Scrapes in window', 'RSS median (MiB)', 'RSS max (MiB)', 'Series'], rows);
+}
+
+function dbTimeTable(r: BenchResults): string {
+  const rows = r.scenarios.map((s) => {
+    const peer15 = peerPerMinuteAt15s(s.peer.dbTime);
+    return [
+      s.label,
+      ms(s.ours.dbTime.perMinuteMs),
+      ms(s.peer.dbTime.perMinuteMs),
+      times(s.ours.dbTime.perMinuteMs / s.peer.dbTime.perMinuteMs),
+      ms(s.oursOverlap.perMinuteMs),
+      times(s.oursOverlap.perMinuteMs / s.peer.dbTime.perMinuteMs),
+      ms(s.oursDefaults.perMinuteMs),
+      ms(peer15),
+      times(s.oursDefaults.perMinuteMs / peer15),
+    ];
+  });
+  return table(
+    ['Database', 'Ours, every collector every 1 s', 'Peer, scraped every 1 s', 'Ratio', 'Ours, overlapping collectors every 1 s', 'Ratio', 'Ours, default intervals', 'Peer, scraped every 15 s', 'Ratio'],
+    rows,
+  );
 }
 
 function ratioTable(r: BenchResults): string {
@@ -98,10 +141,10 @@ function ratioTable(r: BenchResults): string {
 
 function topStatements(r: BenchResults): string {
   const rows = r.scenarios.flatMap((s) =>
-    (['ours', 'peer'] as const).flatMap((who) =>
-      s[who].dbTime.top.map((t) => [
+    (['ours', 'peer', 'oursDefaults'] as const).flatMap((who) =>
+      (who === 'oursDefaults' ? s.oursDefaults : s[who].dbTime).top.map((t) => [
         s.label,
-        who === 'ours' ? 'pgvector-exporter' : 'postgres_exporter',
+        { ours: 'pgvector-exporter (every collector, 1 s)', peer: 'postgres_exporter (1 s)', oursDefaults: 'pgvector-exporter (default intervals)' }[who],
         `\`${t.query.replace(/\|/g, '\\|').replace(/`/g, "'")}\``,
         int(t.calls),
         ms(t.totalMs),
@@ -170,9 +213,9 @@ ${aims(r)}
 ## Method
 
 - One PostgreSQL cluster, migrated with \`sql/migrations\`, seeded with the demo corpus: ${int(r.seed.documents)} chunks with 3,072-dimension embeddings and the HNSW index (${r.seed.seconds.toFixed(0)} s, of which the index build took ${r.seed.indexSeconds.toFixed(0)} s).
-- Both exporters run at the same time against the same database, each logging in as its own role (\`bench_pgve\`: the project's least-privilege \`pgvector_exporter\` role; \`bench_peer\`: \`pg_monitor\`), so \`pg_stat_statements.userid\` separates their database time.
-- **Latency**: for 1 and for ${Math.max(...o.concurrency)} concurrent scrapers (Node's http Agent with keep-alive, each scraper sending its next request when the previous answer has been read), ${int(o.requests)} \`GET /metrics\` per exporter and concurrency level, at most ${o.latencySeconds} s each; ours then the peer back to back, after 20 warm-up requests. Percentiles are nearest-rank over all requests.
-- **Database time**: after \`pg_stat_statements_reset()\`, both exporters are scraped every ${o.scrapeIntervalMs / 1000} s for ${o.dbTimeSeconds} s, at the same time; \`sum(total_exec_time)\` per role, scaled to one minute. What is fair: the peer queries the database on every scrape, so one scrape per second is one poll per second; this exporter polls on its own schedule whatever the scrape rate, so **every collector is set to poll every ${o.scrapeIntervalMs / 1000} s** here, although its defaults are 15 s to 2 min. Both therefore refresh everything once per second. The recall collector (off by default; nothing in the peer corresponds) stays off.
+- The exporters run at the same time against the same database, each logging in as its own role (\`bench_pgve*\`: members of the project's least-privilege \`pgvector_exporter\` role; \`bench_peer\`: \`pg_monitor\`), so \`pg_stat_statements.userid\` separates their database time. Latency, memory and series are measured on the main pair: this exporter with every collector polling every ${o.scrapeIntervalMs / 1000} s, and the peer; two more processes of this exporter take part in the database-time window only (below).
+- **Latency**: for 1 and for ${Math.max(...o.concurrency)} concurrent scrapers (Node's http Agent with keep-alive, each scraper sending its next request when the previous answer has been read), ${int(o.requests)} \`GET /metrics\` per exporter and concurrency level, at most ${o.latencySeconds} s each; ours then the peer back to back, after 20 warm-up requests. Percentiles are nearest-rank over all requests. CPU per scrape is the process's user + system time (\`/proc/<pid>/stat\`) over the run divided by the requests answered; it does not count the database's work for the peer's scrapes, and it depends far less than latency on what else the machine is doing.
+- **Database time**: after \`pg_stat_statements_reset()\`, both exporters are scraped every ${o.scrapeIntervalMs / 1000} s for ${o.dbTimeSeconds} s, at the same time; \`sum(total_exec_time)\` per role, scaled to one minute. What is fair: the peer queries the database on every scrape, so one scrape per second is one poll per second; this exporter polls on its own schedule whatever the scrape rate, so **every collector is set to poll every ${o.scrapeIntervalMs / 1000} s** here, although its defaults are 15 s to 2 min. Both therefore refresh everything once per second: that is the comparison the aim is judged on. It is the worst case for this exporter, which also runs work the peer has no counterpart for (\`system_health_check()\`, the embedding counts, per-table and per-index statistics, the query log). As deployed, the comparison is different, and measured too: a third process of this exporter at its **default intervals** runs during the same window under its own role (\`bench_pgve_defaults\`, started with the others so its 1-2 min collectors are on their natural cadence), against the peer **scraped every 15 s** (a common Prometheus interval), computed as the peer's measured cost per scrape x 4 (it queries the database on every scrape and on nothing else). A fourth process runs only the collectors that cover the peer's default ground (${OVERLAP.join(', ')}) every 1 s under \`bench_pgve_overlap\`: the same ground at the same interval. The recall collector (off by default; nothing in the peer corresponds) stays off everywhere.
 - **Memory**: VmRSS from \`/proc/<pid>/status\` of each exporter process, sampled every second during the latency and database-time measurements (median and max).
 - **Series**: lines of one \`/metrics\` answer that are not comments.
 - Then ${int(o.extraTables)} tables \`extra_N (id int)\` are created (${r.extraTablesSeconds.toFixed(0)} s, transactions of 200) and everything above is measured again with the same two processes.
@@ -183,7 +226,13 @@ ${aims(r)}
 
 ${latencyTable(r)}
 
-## Database time, memory and series
+## Database time
+
+Milliseconds of statement execution per minute (\`pg_stat_statements.total_exec_time\`), all measured in the same ${o.dbTimeSeconds} s window:
+
+${dbTimeTable(r)}
+
+## Database time, memory and series per process
 
 ${resourceTable(r)}
 

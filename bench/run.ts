@@ -3,8 +3,8 @@ import { dirname } from 'node:path';
 import { COLLECTOR_FACTORIES } from '../src/collectors/index.js';
 import { cleanupAll, installSignalHandlers } from './cleanup.js';
 import { seedCorpus } from './corpus.js';
-import { startDatabase } from './database.js';
-import { DEFAULT_COLLECTORS, startOurExporter, startPeerExporter } from './exporters.js';
+import { OUR_DEFAULTS_ROLE, OUR_OVERLAP_ROLE, startDatabase } from './database.js';
+import { DEFAULT_COLLECTORS, OVERLAP_COLLECTORS, startOurExporter, startPeerExporter } from './exporters.js';
 import { measureIngestion } from './ingestion.js';
 import { machineInfo } from './machine.js';
 import { readOptions } from './options.js';
@@ -31,6 +31,14 @@ async function main(): Promise<void> {
   log('starting both exporters');
   const ours = await startOurExporter(db, { name: 'pgvector-exporter', intervalMs: options.scrapeIntervalMs });
   const peer = await startPeerExporter(db);
+  // Started now so that its slow collectors (1-2 min) are on their natural cadence by the first window.
+  const oursDefaults = await startOurExporter(db, { name: 'pgvector-exporter (default intervals)', role: OUR_DEFAULTS_ROLE });
+  const oursOverlap = await startOurExporter(db, {
+    name: 'pgvector-exporter (overlapping collectors)',
+    role: OUR_OVERLAP_ROLE,
+    intervalMs: options.scrapeIntervalMs,
+    collectors: OVERLAP_COLLECTORS,
+  });
   const scenarios: ScenarioFigures[] = [];
   scenarios.push(await runScenario('corpus', db, ours, peer, options, log));
   log(`creating ${options.extraTables} extra tables`);
@@ -40,6 +48,8 @@ async function main(): Promise<void> {
   scenarios.push(await runScenario(`corpus + ${options.extraTables.toLocaleString('en-US')} tables`, db, ours, peer, options, log));
   await ours.stop();
   await peer.stop();
+  await oursDefaults.stop();
+  await oursOverlap.stop();
   await dropExtraTables(db, options.extraTables);
 
   log(`query-log ingestion: ${options.ingestRows} rows`);

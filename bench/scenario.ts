@@ -1,13 +1,13 @@
 import { Agent } from 'node:http';
-import { OUR_ROLE, PEER_ROLE, type BenchDatabase } from './database.js';
+import { OUR_DEFAULTS_ROLE, OUR_OVERLAP_ROLE, OUR_ROLE, PEER_ROLE, type BenchDatabase } from './database.js';
 import { get, runLoad, scrapeEvery, seriesCount } from './load.js';
-import { residentBytes } from './processes.js';
+import { cpuMillis, residentBytes } from './processes.js';
 import type { ExporterProcess } from './processes.js';
 import { percentile } from './stats.js';
 
 /** The figures of one exporter in one scenario (base database, or with the extra tables). */
 export interface ExporterFigures {
-  latency: { concurrency: number; requests: number; errors: number; p50Ms: number; p99Ms: number; seconds: number }[];
+  latency: { concurrency: number; requests: number; errors: number; p50Ms: number; p99Ms: number; seconds: number; cpuMsPerRequest: number }[];
   series: number;
   rssBytes: { median: number; max: number };
   dbTime: { totalMs: number; calls: number; perMinuteMs: number; scrapes: number; top: TopStatement[] };
@@ -24,6 +24,15 @@ export interface ScenarioFigures {
   label: string;
   ours: ExporterFigures;
   peer: ExporterFigures;
+  /** This exporter at its default intervals (15 s to 2 min), in the same window. */
+  oursDefaults: ExporterFigures['dbTime'];
+  /** This exporter with only the collectors overlapping the peer's defaults, every 1 s, in the same window. */
+  oursOverlap: ExporterFigures['dbTime'];
+}
+
+/** The peer's cost per scrape times 4: what it costs scraped every 15 s (it queries on every scrape). */
+export function peerPerMinuteAt15s(peer: ExporterFigures['dbTime']): number {
+  return peer.scrapes === 0 ? NaN : (peer.totalMs / peer.scrapes) * 4;
 }
 
 export interface ScenarioOptions {
@@ -33,6 +42,8 @@ export interface ScenarioOptions {
   dbTimeSeconds: number;
   scrapeIntervalMs: number;
 }
+
+const ROLES = [OUR_ROLE, PEER_ROLE, OUR_DEFAULTS_ROLE, OUR_OVERLAP_ROLE];
 
 /** Samples both processes' RSS every second while the scenario runs. */
 function rssSampler(procs: ExporterProcess[]) {
@@ -86,7 +97,7 @@ async function measureDbTime(db: BenchDatabase, ours: ExporterProcess, peer: Exp
     `SELECT r.rolname, sum(s.total_exec_time)::float8 AS total_ms, sum(s.calls)::float8 AS calls
        FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
       WHERE r.rolname = ANY($1) GROUP BY r.rolname`,
-    [[OUR_ROLE, PEER_ROLE]],
+    [ROLES],
   );
   const top = await db.query<{ rolname: string; query: string; calls: number; total_ms: number }>(
     `SELECT rolname, query, calls, total_ms FROM (
@@ -96,7 +107,7 @@ async function measureDbTime(db: BenchDatabase, ours: ExporterProcess, peer: Exp
          FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
         WHERE r.rolname = ANY($1)) ranked
      WHERE rank <= 5 ORDER BY rolname, total_ms DESC`,
-    [[OUR_ROLE, PEER_ROLE]],
+    [ROLES],
   );
   const figures = (role: string, scrapes: number) => {
     const row = rows.find((r) => r.rolname === role);
@@ -104,7 +115,12 @@ async function measureDbTime(db: BenchDatabase, ours: ExporterProcess, peer: Exp
     const mine = top.filter((t) => t.rolname === role).map((t) => ({ query: t.query, calls: t.calls, totalMs: t.total_ms }));
     return { totalMs, calls: row?.calls ?? 0, perMinuteMs: (totalMs * 60) / seconds, scrapes, top: mine };
   };
-  return { ours: figures(OUR_ROLE, ourScrapes.scrapes), peer: figures(PEER_ROLE, peerScrapes.scrapes) };
+  return {
+    ours: figures(OUR_ROLE, ourScrapes.scrapes),
+    peer: figures(PEER_ROLE, peerScrapes.scrapes),
+    oursDefaults: figures(OUR_DEFAULTS_ROLE, 0),
+    oursOverlap: figures(OUR_OVERLAP_ROLE, 0),
+  };
 }
 
 /** Latency at each concurrency, ours then the peer back to back, then series, RSS and database time. */
@@ -121,7 +137,9 @@ export async function runScenario(
   for (const concurrency of options.concurrency) {
     for (const proc of [ours, peer]) {
       await runLoad(`${proc.url}/metrics`, Math.min(concurrency, 5), 20, 10); // warm-up: connections, JIT
+      const cpuBefore = cpuMillis(proc.child.pid!);
       const result = await runLoad(`${proc.url}/metrics`, concurrency, options.requests, options.latencySeconds);
+      const cpuMs = cpuMillis(proc.child.pid!) - cpuBefore;
       const row = {
         concurrency,
         requests: result.latenciesMs.length,
@@ -129,19 +147,26 @@ export async function runScenario(
         p50Ms: percentile(result.latenciesMs, 50),
         p99Ms: percentile(result.latenciesMs, 99),
         seconds: result.seconds,
+        cpuMsPerRequest: cpuMs / Math.max(1, result.latenciesMs.length),
       };
       latency.get(proc.name)!.push(row);
-      log(`  ${label}: ${proc.name} x${concurrency}: ${row.requests} requests, p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms, ${row.errors} errors`);
+      log(`  ${label}: ${proc.name} x${concurrency}: ${row.requests} requests, p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms, ${row.cpuMsPerRequest.toFixed(2)} ms CPU per request, ${row.errors} errors`);
     }
   }
   const [ourText, peerText] = [await scrapeOnce(ours.url), await scrapeOnce(peer.url)];
   log(`  ${label}: database time window, ${options.dbTimeSeconds} s, both scraped every ${options.scrapeIntervalMs} ms`);
   const dbTime = await measureDbTime(db, ours, peer, options);
-  log(`  ${label}: database time per minute: ours ${dbTime.ours.perMinuteMs.toFixed(0)} ms, peer ${dbTime.peer.perMinuteMs.toFixed(0)} ms`);
+  log(
+    `  ${label}: database time per minute: ours ${dbTime.ours.perMinuteMs.toFixed(0)} ms, peer ${dbTime.peer.perMinuteMs.toFixed(0)} ms; ` +
+      `ours overlapping collectors ${dbTime.oursOverlap.perMinuteMs.toFixed(0)} ms; ` +
+      `ours at default intervals ${dbTime.oursDefaults.perMinuteMs.toFixed(0)} ms, peer at 15 s ${peerPerMinuteAt15s(dbTime.peer).toFixed(0)} ms`,
+  );
   return {
     label,
     ours: { latency: latency.get(ours.name)!, series: seriesCount(ourText), rssBytes: rss.stop(ours.name), dbTime: dbTime.ours },
     peer: { latency: latency.get(peer.name)!, series: seriesCount(peerText), rssBytes: rss.stop(peer.name), dbTime: dbTime.peer },
+    oursDefaults: dbTime.oursDefaults,
+    oursOverlap: dbTime.oursOverlap,
   };
 }
 
