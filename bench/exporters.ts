@@ -30,6 +30,8 @@ export interface OurExporterOptions {
   intervalMs?: number;
   /** Login role; OUR_ROLE by default. */
   role?: string;
+  /** database.pool_max; the default (3) when undefined. */
+  poolMax?: number;
   /** Collectors to run; default every collector except recall (off by default, and not something the peer does). */
   collectors?: readonly CollectorName[];
   /** query_log.lookback, e.g. to read a backlog on start. */
@@ -52,6 +54,7 @@ export async function startOurExporter(db: BenchDatabase, options: OurExporterOp
   const yaml = [
     'log_level: warn',
     'jobs:\n  enabled: false',
+    ...(options.poolMax !== undefined ? [`database:\n  pool_max: ${options.poolMax}`] : []),
     `collectors:\n${collectors}`,
     ...(options.lookbackMs !== undefined ? [`query_log:\n  lookback: ${options.lookbackMs}ms`] : []),
     '',

@@ -45,7 +45,7 @@ const QUICK: Omit<BenchOptions, 'output' | 'quick'> = {
 const FULL: Omit<BenchOptions, 'output' | 'quick'> = {
   documents: 2000,
   requests: 2000,
-  latencySeconds: 45,
+  latencySeconds: 30,
   concurrency: [1, 50],
   dbTimeSeconds: 120,
   scrapeIntervalMs: 1000,
@@ -53,7 +53,7 @@ const FULL: Omit<BenchOptions, 'output' | 'quick'> = {
   ingestRows: 2_000_000,
   soakCycles: 10_000,
   soakIntervalMs: 10,
-  soakMaxSeconds: 330,
+  soakMaxSeconds: 420,
 };
 
 function positiveInt(name: string, value: string | undefined, fallback: number): number {

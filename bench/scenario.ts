@@ -123,6 +123,19 @@ async function measureDbTime(db: BenchDatabase, ours: ExporterProcess, peer: Exp
   };
 }
 
+/**
+ * CPU a process burns per millisecond while nobody scrapes it (this exporter polls in the background;
+ * the peer does nothing): subtracted from the CPU measured under load, so CPU per scrape is the
+ * scrape's own.
+ */
+async function backgroundCpuRate(procs: ExporterProcess[], ms: number): Promise<Map<string, number>> {
+  const before = new Map(procs.map((p) => [p.name, cpuMillis(p.child.pid!)]));
+  const t0 = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const elapsed = performance.now() - t0;
+  return new Map(procs.map((p) => [p.name, (cpuMillis(p.child.pid!) - before.get(p.name)!) / elapsed]));
+}
+
 /** Latency at each concurrency, ours then the peer back to back, then series, RSS and database time. */
 export async function runScenario(
   label: string,
@@ -134,12 +147,13 @@ export async function runScenario(
 ): Promise<ScenarioFigures> {
   const rss = rssSampler([ours, peer]);
   const latency = new Map<string, ExporterFigures['latency']>([[ours.name, []], [peer.name, []]]);
+  const background = await backgroundCpuRate([ours, peer], 5000);
   for (const concurrency of options.concurrency) {
     for (const proc of [ours, peer]) {
       await runLoad(`${proc.url}/metrics`, Math.min(concurrency, 5), 20, 10); // warm-up: connections, JIT
       const cpuBefore = cpuMillis(proc.child.pid!);
       const result = await runLoad(`${proc.url}/metrics`, concurrency, options.requests, options.latencySeconds);
-      const cpuMs = cpuMillis(proc.child.pid!) - cpuBefore;
+      const cpuMs = Math.max(0, cpuMillis(proc.child.pid!) - cpuBefore - background.get(proc.name)! * result.seconds * 1000);
       const row = {
         concurrency,
         requests: result.latenciesMs.length,

@@ -28,6 +28,9 @@ export interface SoakFigures {
   /** Least-squares slope after warm-up, bytes per minute, for the whole window and its second half. */
   slopeBytesPerMinute: number;
   secondHalfSlopeBytesPerMinute: number;
+  /** Highest RSS in the first and in the last third of the window after warm-up (V8's heap saws up and down). */
+  firstThirdPeakBytes: number;
+  lastThirdPeakBytes: number;
   flat: boolean;
 }
 
@@ -97,7 +100,8 @@ function startChurn(db: BenchDatabase) {
 }
 
 export async function runSoak(db: BenchDatabase, options: SoakOptions, log: (line: string) => void): Promise<SoakFigures> {
-  const proc = await startOurExporter(db, { name: 'pgvector-exporter (soak)', intervalMs: options.intervalMs });
+  // A connection per collector, so at a 10 ms interval collectors do not queue for the default 3.
+  const proc = await startOurExporter(db, { name: 'pgvector-exporter (soak)', intervalMs: options.intervalMs, poolMax: 8 });
   const churn = startChurn(db);
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const rss: { t: number; bytes: number }[] = [];
@@ -134,7 +138,12 @@ async function restartServer(db: BenchDatabase): Promise<void> {
   db.cluster.startServer();
 }
 
-/** The first 20 % (at least 10 s) is warm-up: V8 grows its heaps to their working size there. */
+/**
+ * The first 20 % (at least 10 s) is warm-up: V8 grows its heaps to their working size there. After
+ * that RSS saws up and down with garbage collection, so "flat" compares peaks, not single samples:
+ * the last third's peak within 10 % of the first third's, and the least-squares trend adding less
+ * than 10 % over the window.
+ */
 function summarise(rss: { t: number; bytes: number }[], counts: PollCounts, restartAt: number, seconds: number, options: SoakOptions): SoakFigures {
   const warmupSeconds = Math.max(10, seconds * 0.2);
   const steady = rss.filter((p) => p.t >= warmupSeconds);
@@ -144,10 +153,12 @@ function summarise(rss: { t: number; bytes: number }[], counts: PollCounts, rest
   const endBytes = rss.at(-1)?.bytes ?? NaN;
   const slopeBytesPerMinute = perMinute(steady);
   const secondHalfSlopeBytesPerMinute = perMinute(secondHalf);
-  // Flat: the steady-state trend, projected over the steady window, stays within 10 % of the RSS at
-  // its start, and the end is within 10 % of the start.
   const window = (seconds - warmupSeconds) / 60;
-  const flat = Math.abs(slopeBytesPerMinute * window) < 0.1 * startBytes && endBytes < 1.1 * startBytes;
+  const third = (seconds - warmupSeconds) / 3;
+  const peak = (points: typeof rss) => Math.max(...points.map((p) => p.bytes));
+  const firstThirdPeakBytes = peak(steady.filter((p) => p.t < warmupSeconds + third));
+  const lastThirdPeakBytes = peak(steady.filter((p) => p.t >= seconds - third));
+  const flat = lastThirdPeakBytes <= 1.1 * firstThirdPeakBytes && slopeBytesPerMinute * window < 0.1 * startBytes;
   return {
     seconds,
     intervalMs: options.intervalMs,
@@ -162,6 +173,8 @@ function summarise(rss: { t: number; bytes: number }[], counts: PollCounts, rest
     maxBytes: Math.max(...rss.map((p) => p.bytes)),
     slopeBytesPerMinute,
     secondHalfSlopeBytesPerMinute,
+    firstThirdPeakBytes,
+    lastThirdPeakBytes,
     flat,
   };
 }
