@@ -46,6 +46,15 @@ describe('health collector', () => {
     expect(valueOf(samples, FAMILY, { component: 'vector_index', status: 'HEALTHY' })).toBe(0);
   });
 
+  it('an unknown or NULL status leaves all three series at 0, never HEALTHY', async () => {
+    await client.query(`CREATE OR REPLACE FUNCTION system_health_check() RETURNS TABLE(component text, status text, details text)
+      LANGUAGE sql AS $$ VALUES ('odd', 'UNKNOWN', NULL::text), ('blank', NULL, NULL) $$`);
+    const samples = await healthCollector().collect(collectorContext(client));
+    for (const component of ['odd', 'blank']) {
+      expect(HEALTH_STATUSES.map((status) => valueOf(samples, FAMILY, { component, status }))).toEqual([0, 0, 0]);
+    }
+  });
+
   it('fails (does not publish zeros) when the function is missing', async () => {
     await client.query('DROP FUNCTION system_health_check()');
     await expect(healthCollector().collect(collectorContext(client))).rejects.toThrow(/system_health_check/);
