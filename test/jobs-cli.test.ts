@@ -118,3 +118,14 @@ describe('jobs list and jobs run', () => {
     expect(failed.stderr).not.toContain(':pw@');
   });
 });
+
+describe('jobs list without a database', () => {
+  it('still prints the schedules, marks the last results unknown, and exits 1 with one line on stderr', async () => {
+    const result = await runCli(['jobs', 'list', '--database-url', 'postgresql://postgres:s3cret@127.0.0.1:1/nowhere']);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^analyze\s+yes\s+0 2 \* \* \*\s+UTC\s+\S+\s+unknown$/m);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).toContain('cannot reach PostgreSQL');
+    expect(result.stderr).not.toContain('s3cret');
+  });
+});

@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COLLECTOR_NAMES } from '../src/config/schema.js';
@@ -31,7 +35,13 @@ describe('serve with a jobs token', () => {
     db = await createTestDatabase();
     // A success recorded by an earlier run (or another replica): the metric starts from it.
     await db.pool.query("INSERT INTO maintenance_log (job, status, started_at, finished_at, host) VALUES ('vacuum-analyze', 'success', $1, $1, 'earlier')", [lastSuccess]);
-    serve = await startServe(['--database-url', db.url, '--config', writeConfig(JOBS_YAML)], { JOBS_API_TOKEN: TOKEN, INSTANCE_NAME: 'http-test' });
+    serve = await startServe(['--database-url', db.url, '--config', writeConfig(JOBS_YAML)], {
+      JOBS_API_TOKEN: TOKEN,
+      INSTANCE_NAME: 'http-test',
+      // backup (off by default, runnable by name) fails here: the failure path of a job under serve.
+      PG_DUMP_PATH: '/nonexistent/pg_dump',
+      BACKUP_DIRECTORY: mkdtempSync(join(tmpdir(), 'jobs-http-backups-')),
+    });
   });
   afterAll(async () => {
     await serve?.stop();
@@ -80,6 +90,25 @@ describe('serve with a jobs token', () => {
     expect(sampleValue(text, 'rag_maintenance_job_running', { job: 'backup' })).toBeUndefined();
     expect(sampleValue(text, 'rag_maintenance_job_last_success_timestamp_seconds', { job: 'vacuum-analyze' })).toBe(lastSuccess.getTime() / 1000);
     expect(sampleValue(text, 'rag_maintenance_job_last_success_timestamp_seconds', { job: 'reindex-vector' })).toBe(0);
+  });
+
+  it('a failing job answers 500, is recorded and counted, and the exporter carries on', async () => {
+    const response = await post(`${serve.url}/jobs/backup/run`, { Authorization: `Bearer ${TOKEN}` });
+    expect(response.status).toBe(500);
+    const body = await response.json();
+    expect(body).toMatchObject({ job: 'backup', result: 'failure' });
+    expect(body.message).toContain('/nonexistent/pg_dump not found');
+    expect((await maintenanceRows(db.pool, 'backup')).map((r) => r.status)).toEqual(['failed']);
+    const text = await serve.metrics();
+    expect(sampleValue(text, 'rag_maintenance_job_runs_total', { job: 'backup', result: 'failure' })).toBe(1);
+    expect(sampleValue(text, 'pg_up')).toBe(1);
+    expect((await fetch(`${serve.url}/healthz`)).status).toBe(200);
+  });
+
+  it('passes promtool check metrics with every job series present', async () => {
+    const result = spawnSync('promtool', ['check', 'metrics'], { input: await serve.metrics(), encoding: 'utf8' });
+    const problems = `${result.stdout}${result.stderr}`.split('\n').filter((l) => /rag_maintenance|rag_backup/.test(l));
+    expect(problems).toEqual([]);
   });
 
   it('answers 404 for an unknown job and 409 while the job is already running', async () => {
