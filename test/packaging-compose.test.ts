@@ -242,6 +242,13 @@ describe('Dockerfile', () => {
     expect(statSync(join(ROOT, 'sql/migrations')).isDirectory()).toBe(true);
   });
 
+  it('sets only environment variables the exporter (or Node) reads', () => {
+    const known = new Set<string>([...FIELDS.flatMap((f) => (f.env ? [f.env] : [])), ...CONNECTION_ENV_VARIABLES, 'CONFIG_FILE', 'NODE_ENV']);
+    const names = instructions('ENV').flatMap((args) => [...args.matchAll(/([A-Z_][A-Z0-9_]*)=/g)].map((m) => m[1]!));
+    expect(names).toContain('PG_DUMP_PATH');
+    for (const name of names) expect(known.has(name), `ENV ${name}`).toBe(true);
+  });
+
   it('ships pg_dump of a major version that can dump the compose database', () => {
     const clientMajor = Number(/ARG PG_CLIENT_MAJOR=(\d+)/.exec(read('Dockerfile'))![1]);
     const serverMajor = Number(/pgvector\/pgvector:pg(\d+)/.exec(services.postgres!.image!)![1]);
