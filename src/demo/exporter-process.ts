@@ -25,7 +25,8 @@ export function demoExporterConfig(applicationName: string): Record<string, unkn
       health: { interval: '10s' },
       query_log: { interval: '5s' },
       embeddings: { interval: '30s' },
-      recall: { enabled: true, interval: '1m', timeout: '1m' },
+      // One measurement reads every embedding 20 times (~25 s of database time at 10,000 chunks).
+      recall: { enabled: true, interval: '5m', timeout: '2m' },
       statements: { interval: '15s' },
     },
     // Catch the rows the workload logged before the exporter's first poll.
