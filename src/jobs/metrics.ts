@@ -51,21 +51,23 @@ export class JobMetrics implements RunObserver {
   /** The last success/run times and backup size found in maintenance_log; never moves a time backwards. */
   applyHistory(jobs: readonly JobName[], history: JobHistory): void {
     for (const job of jobs) {
-      this.advance(this.lastSuccess, this.lastSuccessSeconds, job, history.lastSuccess.get(job));
+      const newer = this.advance(this.lastSuccess, this.lastSuccessSeconds, job, history.lastSuccess.get(job));
       this.advance(this.lastRun, this.lastRunSeconds, job, history.lastRun.get(job));
-    }
-    if (jobs.includes('backup') && this.backupSizeBytes === undefined && history.lastBackupSizeBytes !== undefined) {
-      this.backupSizeBytes = history.lastBackupSizeBytes;
-      this.backupSize.set(history.lastBackupSizeBytes);
+      // The size belongs to the newest successful backup: take it when that success is newer than ours.
+      if (job === 'backup' && newer && history.lastBackupSizeBytes !== undefined) {
+        this.backupSizeBytes = history.lastBackupSizeBytes;
+        this.backupSize.set(history.lastBackupSizeBytes);
+      }
     }
   }
 
-  private advance(gauge: Gauge<'job'>, seen: Map<JobName, number>, job: JobName, at: Date | undefined): void {
+  /** Moves a timestamp gauge forward only; true when it moved. */
+  private advance(gauge: Gauge<'job'>, seen: Map<JobName, number>, job: JobName, at: Date | undefined): boolean {
     const value = at ? at.getTime() / 1000 : 0;
-    if (value > (seen.get(job) ?? 0)) {
-      seen.set(job, value);
-      gauge.set({ job }, value);
-    }
+    if (value <= (seen.get(job) ?? 0)) return false;
+    seen.set(job, value);
+    gauge.set({ job }, value);
+    return true;
   }
 
   setNextRun(job: JobName, at: Date | null): void {

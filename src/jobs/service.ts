@@ -26,15 +26,18 @@ export interface JobServiceOptions {
 
 export const JOBS_APPLICATION_NAME = 'pgvector-exporter jobs';
 
-/** How often the metrics retry reading maintenance_log's history when the database was down at start. */
-const HISTORY_RETRY_MS = 30_000;
+/**
+ * How often the metrics re-read maintenance_log: last success/run are those of the job on this database,
+ * by whichever replica ran it, so a sidecar that keeps losing the lock does not look stale.
+ */
+const HISTORY_REFRESH_MS = 60_000;
 
 export class JobService {
   readonly runner: JobRunner;
   private readonly pool: pg.Pool;
   private readonly metrics: JobMetrics;
   private scheduler?: Scheduler;
-  private historyRetry?: NodeJS.Timeout;
+  private historyTimer?: NodeJS.Timeout;
 
   constructor(private readonly options: JobServiceOptions) {
     const { config, connection, log } = options;
@@ -62,7 +65,9 @@ export class JobService {
     const { config, log } = this.options;
     const names = enabledJobNames(config);
     this.metrics.seed(names);
-    await this.seedHistory(names);
+    await this.refreshHistory(names, true);
+    this.historyTimer = setInterval(() => void this.refreshHistory(names, false), HISTORY_REFRESH_MS);
+    this.historyTimer.unref();
     this.scheduler = new Scheduler(
       names.map((job) => ({ job, schedule: config.jobs[job].schedule, timezone: config.jobs[job].timezone })),
       this.runner,
@@ -73,20 +78,20 @@ export class JobService {
   }
 
   async stop(graceMs = 1000): Promise<void> {
-    clearTimeout(this.historyRetry);
+    clearInterval(this.historyTimer);
     if (this.scheduler) await this.scheduler.stop(graceMs);
     else await this.runner.shutdown(graceMs);
     await this.pool.end().catch(() => undefined);
   }
 
-  /** A restart must not reset "last success" to never; with the database down, retry in the background. */
-  private async seedHistory(names: ReturnType<typeof enabledJobNames>): Promise<void> {
+  /** A restart must not reset "last success" to never; nor may another replica's runs go unseen. */
+  private async refreshHistory(names: ReturnType<typeof enabledJobNames>, atStart: boolean): Promise<void> {
     try {
       this.metrics.applyHistory(names, await jobHistory(this.pool));
     } catch (err) {
-      this.options.log.warn({ error: describeDatabaseError(err) }, 'cannot read maintenance_log history yet; job timestamps start at 0');
-      this.historyRetry = setTimeout(() => void this.seedHistory(names), HISTORY_RETRY_MS);
-      this.historyRetry.unref();
+      const fields = { error: describeDatabaseError(err) };
+      if (atStart) this.options.log.warn(fields, 'cannot read maintenance_log yet; job timestamps start at 0 and are read again every minute');
+      else this.options.log.debug(fields, 'cannot read maintenance_log');
     }
   }
 }
