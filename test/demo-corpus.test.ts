@@ -63,6 +63,15 @@ describe('seedCorpus on an empty database', () => {
     expect(progress.at(-1)).toEqual({ phase: 'analyze' });
   });
 
+  it('analyses every table the seed fills and the log tables the workload fills next', async () => {
+    const { rows } = await db.pool.query<{ relname: string }>(
+      `SELECT relname FROM pg_stat_user_tables
+        WHERE relname = ANY ($1) AND last_analyze IS NULL AND last_autoanalyze IS NULL`,
+      [['framework_documents', 'chunk_embeddings', 'framework_metadata', 'key_concepts', 'document_concepts', 'source_lines', 'query_performance_log', 'maintenance_log']],
+    );
+    expect(rows).toEqual([]);
+  });
+
   it('leaves a database the health check calls healthy', async () => {
     const { rows } = await db.pool.query<{ component: string; status: string; details: string }>('SELECT * FROM system_health_check()');
     const unhealthy = rows.filter((r) => r.status !== 'HEALTHY');
