@@ -8,6 +8,7 @@ import { resolveConnection } from '../src/db/connection.js';
 import { clientEnvironment } from '../src/jobs/backup.js';
 import { adminQuery, adminUrl, createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { insertDocuments, testConfig, testRunner, type TestRunner } from './helpers/jobs.js';
+import { PASSWORD_CHECKED_ROLE } from './helpers/server.js';
 
 describe('backup', () => {
   let db: TestDatabase;
@@ -60,6 +61,27 @@ describe('backup', () => {
       expect(count.rows[0].n).toBe(20);
     } finally {
       await client.end();
+    }
+  });
+
+  it('dumps as a role that must give a password over TCP: the password reaches pg_dump through PGPASSWORD', async () => {
+    const role = `backup_pw_${Date.now()}`;
+    await adminQuery(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${PASSWORD_CHECKED_ROLE}') THEN CREATE ROLE ${PASSWORD_CHECKED_ROLE} NOLOGIN; END IF; END $$`);
+    await adminQuery(`CREATE ROLE ${role} LOGIN SUPERUSER PASSWORD 'dump-s3cret' IN ROLE ${PASSWORD_CHECKED_ROLE}`);
+    const url = new URL(db.url);
+    url.username = role;
+    url.password = 'dump-s3cret';
+    const own = mkdtempSync(join(tmpdir(), 'pgvector-exporter-backups-pw-'));
+    const withPassword = testRunner(url.toString(), testConfig((c) => Object.assign(c.jobs.backup, { directory: own })));
+    try {
+      const result = await withPassword.runner.run('backup', { trigger: 'manual' });
+      expect(result.result, result.message).toBe('success');
+      expect(result.statements.join('\n')).not.toContain('dump-s3cret');
+      expect(readdirSync(own).filter((f) => f.endsWith('.dump'))).toHaveLength(1);
+    } finally {
+      await withPassword.close();
+      rmSync(own, { recursive: true, force: true });
+      await adminQuery(`DROP ROLE ${role}`).catch(() => undefined);
     }
   });
 

@@ -36,6 +36,13 @@ describe('bad job config is refused at start with exit code 2, naming it', () =>
     expect(result.stderr).toContain(`${file}:2: unknown job "analyse" (known jobs: ${JOB_NAMES.join(', ')})`);
   });
 
+  it('serve refuses them the same way, before listening', async () => {
+    const file = configFile('bad-serve.yaml', 'jobs:\n  reindex-vector:\n    schedule: "every sunday"\n');
+    const result = await runCli(['serve', '--config', file, '--web.listen-address', '127.0.0.1:0']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`${file}:3: jobs.reindex-vector.schedule: "every sunday" is not a valid cron expression`);
+  });
+
   it('an unknown job on the command line', async () => {
     const result = await runCli(['jobs', 'run', 'defrag', '--database-url', 'postgresql://127.0.0.1:1/x']);
     expect(result.code).toBe(2);
