@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Scheduler } from '../src/jobs/scheduler.js';
 import { createLogger } from '../src/log.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { adminQuery, createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { maintenanceRows, testConfig, testRunner, type TestRunner } from './helpers/jobs.js';
 
 describe('a job whose lock cannot be taken in time', () => {
@@ -97,6 +97,36 @@ describe('identifiers from the config', () => {
       const analyzed = await db.pool.query(`SELECT last_analyze IS NOT NULL AS done FROM pg_stat_user_tables WHERE relname = 'Chunk "Notes"'`);
       expect(analyzed.rows[0].done).toBe(true);
       expect((await db.pool.query("SELECT to_regclass('victim') IS NOT NULL AS present")).rows[0].present).toBe(true);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('a role that may not maintain the tables', () => {
+  let db: TestDatabase;
+  const role = `jobs_nonowner_${Date.now()}`;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    // The monitoring role of the schema (SELECT, maintenance_log writes), but not the tables' owner.
+    await db.pool.query(`CREATE ROLE ${role} LOGIN IN ROLE pgvector_exporter`);
+  });
+  afterAll(async () => {
+    await db.drop();
+    await adminQuery(`DROP ROLE IF EXISTS ${role}`);
+  });
+
+  it('fails ANALYZE instead of letting PostgreSQL skip the tables with a warning', async () => {
+    const url = new URL(db.url);
+    url.username = role;
+    const t = testRunner(url.toString(), testConfig());
+    try {
+      const result = await t.runner.run('analyze', { trigger: 'manual' });
+      expect(result.result).toBe('failure');
+      expect(result.message).toMatch(/^ANALYZE failed on framework_documents \(permission denied: ANALYZE would skip it/);
+      expect((result.details.forbidden_tables as string[]).length).toBeGreaterThan(5);
+      const rows = await maintenanceRows(db.pool, 'analyze');
+      expect(rows.map((r) => r.status)).toEqual(['failed']);
     } finally {
       await t.close();
     }
