@@ -147,7 +147,7 @@ describe('reindex-vector on an IVFFlat index', () => {
     await db.pool.query('INSERT INTO small_vectors SELECT g, ARRAY[random(), random(), random()]::vector(3) FROM generate_series(1, 3500) g');
     await db.pool.query('ANALYZE small_vectors');
     await db.pool.query('CREATE INDEX small_vectors_ivf ON small_vectors USING ivfflat (v vector_l2_ops) WITH (lists = 1)');
-    t = testRunner(db.url, testConfig((c) => (c.jobs['reindex-vector'].index = 'small_vectors_ivf')));
+    t = testRunner(db.url, testConfig((c) => Object.assign(c.jobs['reindex-vector'], { index: 'small_vectors_ivf', maintenance_work_mem: '96MB' })));
   });
   afterAll(async () => {
     await t.close();
@@ -158,7 +158,11 @@ describe('reindex-vector on an IVFFlat index', () => {
     const result = await t.runner.run('reindex-vector', { trigger: 'manual' });
     expect(result.result, result.message).toBe('success');
     expect(result.message).toContain('lists=1 but 3500 rows want ~4');
-    expect(result.statements).toEqual(['ALTER INDEX "public"."small_vectors_ivf" SET (lists = 4)', 'REINDEX INDEX CONCURRENTLY "public"."small_vectors_ivf"']);
+    expect(result.statements).toEqual([
+      'ALTER INDEX "public"."small_vectors_ivf" SET (lists = 4)',
+      "SET maintenance_work_mem = '96MB'",
+      'REINDEX INDEX CONCURRENTLY "public"."small_vectors_ivf"',
+    ]);
     const { rows } = await db.pool.query("SELECT reloptions FROM pg_class WHERE relname = 'small_vectors_ivf'");
     expect(rows[0].reloptions).toEqual(['lists=4']);
   });

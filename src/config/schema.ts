@@ -107,6 +107,13 @@ const JOB_DEFAULTS: Record<JobName, JobDefaults> = {
   backup: { schedule: '0 1 * * *', enabled: false, statementTimeout: '0', help: 'pg_dump --format=custom, verified' },
 };
 
+/** A PostgreSQL memory setting with its unit: 512MB, 2GB. */
+const parseMemorySize = (value: unknown) => {
+  const text = parseString(value).trim();
+  if (!/^\d+(kB|MB|GB|TB)$/.test(text)) throw new Error(`"${text}" is not a memory size (expected e.g. 512MB, 2GB)`);
+  return text;
+};
+
 const positiveDuration = (value: unknown) => {
   const ms = parseDuration(value);
   if (ms <= 0) throw new Error(`"${String(value)}" must be longer than 0`);
@@ -178,6 +185,7 @@ export const FIELDS: FieldSpec[] = [
   ...jobFields(),
   { key: 'jobs.reindex-vector.index', type: 'string', parse: parseString, default: 'idx_embeddings_vector', help: 'the vector index to rebuild' },
   { key: 'jobs.reindex-vector.change_threshold', type: 'ratio', parse: (v) => parseNumber(v, 0, 10), default: 0.2, help: 'rebuild when rows inserted/updated/deleted since the last build exceed this share of the table' },
+  { key: 'jobs.reindex-vector.maintenance_work_mem', type: 'size', parse: parseMemorySize, default: undefined, help: "maintenance_work_mem of the rebuild's session, e.g. 2GB (an HNSW build is much faster when the graph fits); default: the server's" },
   { key: 'jobs.reindex-vector.lists_growth_factor', type: 'number', parse: (v) => parseNumber(v, 1, 100), default: 2, help: 'IVFFlat: rebuild with new lists when rows/1000 (sqrt(rows) above 1M rows) exceeds this factor times the current lists' },
   { key: 'jobs.log-retention.retention', type: 'duration', parse: positiveDuration, default: '30d', help: 'query_performance_log rows older than this move to the archive' },
   { key: 'jobs.log-retention.archive_retention', type: 'duration', parse: positiveDuration, default: '365d', help: 'archived rows older than this are deleted' },
@@ -226,7 +234,7 @@ export interface Config {
     window: { start?: string; end?: string; timezone: string };
     analyze: JobConfig;
     'vacuum-analyze': JobConfig;
-    'reindex-vector': JobConfig & { index: string; change_threshold: number; lists_growth_factor: number };
+    'reindex-vector': JobConfig & { index: string; change_threshold: number; lists_growth_factor: number; maintenance_work_mem?: string };
     'log-retention': JobConfig & { retention: number; archive_retention: number; batch_size: number; batch_pause: number };
     backup: JobConfig & { directory: string; retention: number; pg_dump: string; pg_restore: string };
   };

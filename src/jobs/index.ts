@@ -21,6 +21,7 @@ export function createJobs(config: Config): Job[] {
       index: reindex.index,
       changeThreshold: reindex.change_threshold,
       listsGrowthFactor: reindex.lists_growth_factor,
+      maintenanceWorkMem: reindex.maintenance_work_mem,
       alterLockTimeoutMs: Math.min(reindex.lock_timeout || 5000, 5000),
     }),
     'log-retention': logRetentionJob({

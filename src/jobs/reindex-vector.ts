@@ -28,6 +28,8 @@ export interface ReindexVectorOptions {
   changeThreshold: number;
   /** IVFFlat: rebuild when the wanted lists exceed this factor times the current lists. */
   listsGrowthFactor: number;
+  /** maintenance_work_mem for the rebuild (e.g. '2GB'); undefined = the server's setting. */
+  maintenanceWorkMem?: string;
   /** lock_timeout (ms) for ALTER INDEX SET (lists): it takes ACCESS EXCLUSIVE on the index, blocking searches while it waits. */
   alterLockTimeoutMs: number;
 }
@@ -167,7 +169,8 @@ function buildPlan(
   const drops = seen.leftovers.map((name) => `DROP INDEX CONCURRENTLY IF EXISTS ${quoteQualified(options.schema, name)}`);
   const alter = decision.rebuild && decision.newLists ? [`ALTER INDEX ${qualified} SET (lists = ${decision.newLists})`] : [];
   const reindex = decision.rebuild ? [`REINDEX INDEX CONCURRENTLY ${qualified}`] : [];
-  const statements = [...drops, ...alter, ...reindex];
+  const memory = decision.rebuild && options.maintenanceWorkMem ? [`SET maintenance_work_mem = '${options.maintenanceWorkMem}'`] : [];
+  const statements = [...drops, ...alter, ...memory, ...reindex];
   const newBaseline: Baseline = { ...seen.counters, index: qualified, recorded_at: new Date().toISOString() };
   const cleanup = seen.leftovers.length ? `dropping leftover invalid index(es) ${seen.leftovers.join(', ')}; ` : '';
   const reason = `${cleanup}${decision.rebuild ? 'rebuild' : 'rebuild not needed'}: ${decision.reasons.join('; ')}`;
@@ -200,6 +203,7 @@ function buildPlan(
         return { message: `dropped ${seen.leftovers.join(', ')}; ${reason.slice(cleanup.length)}`, details: { dropped: seen.leftovers } };
       }
       for (const statement of alter) await withLockTimeout(ctx.client, options.alterLockTimeoutMs, () => ctx.client.query(statement));
+      if (options.maintenanceWorkMem) await ctx.client.query("SELECT set_config('maintenance_work_mem', $1, false)", [options.maintenanceWorkMem]);
       const startedAt = new Date();
       await ctx.client.query(reindex[0]!);
       ctx.progress?.({ step: 'REINDEX', startedAt, finishedAt: new Date() });
