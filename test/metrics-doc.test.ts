@@ -22,7 +22,7 @@ function documentedFamilies(): Set<string> {
 async function declaredFamilies(exporter: RunningExporter, config: Config): Promise<Set<string>> {
   const names = new Set<string>();
   for (const [name, factory] of Object.entries(COLLECTOR_FACTORIES)) {
-    for (const family of factory!({ ...config, collectors: { ...config.collectors, [name as CollectorName]: { ...config.collectors[name as CollectorName], enabled: true } } }).families) {
+    for (const family of factory({ ...config, collectors: { ...config.collectors, [name as CollectorName]: { ...config.collectors[name as CollectorName], enabled: true } } }).families) {
       names.add(family.name);
     }
   }

@@ -76,7 +76,7 @@ describe.skipIf(!existsSync(PEER))('postgres_exporter compatibility', () => {
 
     const config = loadConfig();
     for (const factory of Object.values(COLLECTOR_FACTORIES)) {
-      const collector = factory!(config);
+      const collector = factory(config);
       families.push(...collector.families);
       if (!collector.families.some((f) => f.compatibility === 'postgres_exporter')) continue;
       samples.push(...(await collector.collect(collectorContext(client))));

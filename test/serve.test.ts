@@ -62,7 +62,7 @@ describe('serve against a healthy database', () => {
     // 'postgres_exporter' by their collector) keep its conventions too: promtool's naming lint
     // (counters without _total, a gauge named _count) is waived for them alone.
     const config = loadConfig();
-    const compatible = postgresExporterFamilies(Object.values(COLLECTOR_FACTORIES).flatMap((factory) => factory!(config).families));
+    const compatible = postgresExporterFamilies(Object.values(COLLECTOR_FACTORIES).flatMap((factory) => factory(config).families));
     const problems = `${result.stdout}${result.stderr}`
       .split('\n')
       .filter((line) => line.trim() && !/^(process_|nodejs_)/.test(line) && !compatible.has(line.split(' ')[0]!));

@@ -1,4 +1,4 @@
-import type { Config, CollectorName } from '../config/schema.js';
+import { COLLECTOR_NAMES, type Config, type CollectorName } from '../config/schema.js';
 import type { Collector } from './collector.js';
 import { connectionsCollector, connectionsOptions } from './connections.js';
 import { connectivityCollector } from './connectivity.js';
@@ -17,7 +17,7 @@ import { tablesCollector, tablesOptions } from './tables.js';
  * file, one line here, a test and a row in docs/metrics.md. The config schema's COLLECTOR_NAMES must
  * match these keys (a test checks).
  */
-export const COLLECTOR_FACTORIES: Partial<Record<CollectorName, (config: Config) => Collector>> = {
+export const COLLECTOR_FACTORIES: Record<CollectorName, (config: Config) => Collector> = {
   connectivity: () => connectivityCollector(),
   database: () => databaseCollector(),
   replication: () => replicationCollector(),
@@ -47,7 +47,5 @@ export const COLLECTOR_FACTORIES: Partial<Record<CollectorName, (config: Config)
 
 /** The enabled collectors, in COLLECTOR_NAMES order. */
 export function enabledCollectors(config: Config): Collector[] {
-  return Object.entries(COLLECTOR_FACTORIES)
-    .filter(([name]) => config.collectors[name as CollectorName].enabled)
-    .map(([, factory]) => factory!(config));
+  return COLLECTOR_NAMES.filter((name) => config.collectors[name].enabled).map((name) => COLLECTOR_FACTORIES[name](config));
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI } from './cli.js';
@@ -15,9 +15,16 @@ export interface ServeProcess {
   stop: () => Promise<{ code: number | null; ms: number }>;
 }
 
-/** Writes a YAML config into a temp dir and returns its path. */
+let configDir: string | undefined;
+
+/** Writes a YAML config into this test process's temp dir (removed when the process exits) and returns its path. */
 export function writeConfig(yaml: string, name = 'config.yaml'): string {
-  const path = join(mkdtempSync(join(tmpdir(), 'pgve-config-')), name);
+  if (!configDir) {
+    const dir = mkdtempSync(join(tmpdir(), 'pgve-config-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    configDir = dir;
+  }
+  const path = join(mkdtempSync(join(configDir, 'c-')), name);
   writeFileSync(path, yaml);
   return path;
 }
