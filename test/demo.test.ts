@@ -142,6 +142,9 @@ describe('pgvector-exporter demo --database-url', () => {
     const bad = await runCli(['demo', '--documents', 'many']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--documents');
+    const tls = await runCli(['demo', '--web.config.file', 'web.yml']);
+    expect(tls.code).toBe(2);
+    expect(tls.stderr).toContain('--web.config.file: not supported by demo');
     const force = await runCli(['demo', '--force']);
     expect(force.code).toBe(2);
     expect(force.stderr).toContain('--database-url');

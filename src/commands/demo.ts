@@ -12,6 +12,10 @@ import type { Command, ParsedArgs } from './command.js';
 /** Flags in, a DemoOptions out; every bad value is a ConfigError naming the flag. */
 function demoOptions(args: ParsedArgs): { options: DemoOptions; durationMs?: number } {
   const v = args.values;
+  // The demo serves plain HTTP on its telemetry path and reads it back for the summary.
+  for (const unsupported of ['web.config.file', 'web.telemetry-path']) {
+    if (v[unsupported] !== undefined) throw new ConfigError(`flag --${unsupported}: not supported by demo (it serves plain HTTP on /metrics)`);
+  }
   const flag = <T>(name: string, parse: (raw: unknown) => T, fallback: T): T => {
     if (v[name] === undefined) return fallback;
     try {
@@ -31,6 +35,7 @@ function demoOptions(args: ParsedArgs): { options: DemoOptions; durationMs?: num
       rate: flag('rate', (raw) => parseNumber(raw, 0, 10_000), 20),
       slowShare: flag('slow-share', (raw) => parseNumber(raw, 0, 1), DEFAULT_SLOW_SHARE),
       listenAddress: v['web.listen-address'] as string | undefined,
+      exporterLogLevel: config.log_level,
       prometheus: v['no-prometheus'] !== true,
       summaryIntervalMs: flag('summary-interval', parseDuration, 10_000),
       applicationName: config.app.application_name,
@@ -43,7 +48,9 @@ function demoOptions(args: ParsedArgs): { options: DemoOptions; durationMs?: num
 export const demoCommand: Command = {
   name: 'demo',
   summary: 'run everything on a throwaway database: seeded corpus, search workload, exporter, Prometheus, Alertmanager',
-  usage: 'pgvector-exporter demo [--documents N] [--rate QPS] [--duration 5m] [--no-prometheus] [--database-url URL [--force]]',
+  usage:
+    'pgvector-exporter demo [--documents N] [--rate QPS] [--duration 5m] [--no-prometheus] [--database-url URL [--force]]\n' +
+    '  (only --database-url names a database to drive: DATABASE_URL and PG* variables are ignored, so the demo never writes into a database by accident)',
   options: {
     documents: { type: 'string', help: `chunks to seed (default ${DEFAULT_DEMO_DOCUMENTS}: load and index in about a minute on 2 cores)` },
     rate: { type: 'string', help: 'workload operations per second (default 20)' },

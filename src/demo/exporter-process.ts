@@ -11,9 +11,9 @@ import { startProcess, waitForHttp, type ManagedProcess } from './managed-proces
  */
 export const CLI_PATH = fileURLToPath(new URL('../cli.js', import.meta.url));
 
-export function demoExporterConfig(applicationName: string): Record<string, unknown> {
+export function demoExporterConfig(applicationName: string, logLevel = 'info'): Record<string, unknown> {
   return {
-    log_level: 'info',
+    log_level: logLevel,
     app: { application_name: applicationName },
     collectors: {
       connectivity: { interval: '5s' },
@@ -43,6 +43,7 @@ export interface ExporterProcessOptions {
   databaseUrl: string;
   listenAddress: string;
   applicationName: string;
+  logLevel?: string;
   signal?: AbortSignal;
   onStarted: (process: ManagedProcess) => void;
 }
@@ -61,7 +62,7 @@ export function scrapeAddress(listenAddress: string): string {
 
 export async function startExporterProcess(options: ExporterProcessOptions): Promise<ExporterProcess> {
   const configFile = join(options.dir, 'exporter.yml');
-  writeFileSync(configFile, stringify(demoExporterConfig(options.applicationName)));
+  writeFileSync(configFile, stringify(demoExporterConfig(options.applicationName, options.logLevel)));
   const proc = startProcess({
     name: 'exporter',
     command: process.execPath,

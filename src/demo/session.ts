@@ -35,6 +35,8 @@ export interface DemoOptions {
   rate: number;
   /** Share of workload operations padded into slow ones. */
   slowShare: number;
+  /** log_level of the exporter child (its log file is in the demo's temp directory). */
+  exporterLogLevel: string;
   /** Exporter listen address; default 127.0.0.1:9188 or, when taken, a free port. */
   listenAddress?: string;
   prometheus: boolean;
@@ -85,6 +87,7 @@ export async function runDemo(options: DemoOptions, teardown: Teardown, signal: 
     databaseUrl,
     listenAddress: exporterAddress,
     applicationName: options.applicationName,
+    logLevel: options.exporterLogLevel,
     signal,
     onStarted: track,
   });
