@@ -82,10 +82,13 @@ describe('several sidecars on one database', () => {
     const bySlot = new Map<string, string[]>();
     for (const row of rows) bySlot.set(String(row.details.scheduled_for), [...(bySlot.get(String(row.details.scheduled_for)) ?? []), row.status]);
     expect(bySlot.size).toBeGreaterThanOrEqual(2);
+    // Never twice. (On a very loaded machine a slot may find the previous one still running on both
+    // replicas and be skipped everywhere: that is the no-overlap rule, not a double run.)
     for (const [slot, statuses] of bySlot) {
-      expect(statuses.filter((s) => s === 'success'), `slot ${slot}: ${statuses}`).toHaveLength(1);
+      expect(statuses.filter((s) => s === 'success').length, `slot ${slot}: ${statuses}`).toBeLessThanOrEqual(1);
       expect(statuses.filter((s) => s !== 'success' && s !== 'skipped')).toEqual([]);
     }
+    expect([...bySlot.values()].filter((statuses) => statuses.includes('success')).length).toBeGreaterThanOrEqual(2);
   });
 });
 
