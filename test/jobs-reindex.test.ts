@@ -108,23 +108,40 @@ describe('reindex-vector on the real vector index', () => {
     expect((await indexState(db.pool))!.oid).not.toBe(before!.oid);
   });
 
-  it('drops a leftover invalid _ccnew index first', async () => {
-    // The leftover an interrupted REINDEX CONCURRENTLY leaves: an invalid index named <index>_ccnew.
-    // A CREATE UNIQUE INDEX CONCURRENTLY that fails on duplicates leaves exactly such an invalid index.
-    await flushStats(db.pool, "UPDATE chunk_embeddings SET model_name = 'text-embedding-3-small'");
-    await db.pool
-      .query('CREATE UNIQUE INDEX CONCURRENTLY idx_embeddings_vector_ccnew ON chunk_embeddings (model_name)')
-      .then(() => expect.fail('the unique index should fail on duplicates'), () => undefined);
+  it('drops the invalid _ccnew index an interrupted REINDEX CONCURRENTLY left behind', async () => {
+    // A writer's open transaction makes REINDEX CONCURRENTLY wait after it has created (and committed)
+    // idx_embeddings_vector_ccnew; cancelling it there leaves that index behind, invalid, as a crash would.
+    const writer = new pg.Client({ connectionString: db.url });
+    const reindexer = new pg.Client({ connectionString: db.url });
+    await writer.connect();
+    await reindexer.connect();
+    try {
+      await writer.query('BEGIN');
+      await writer.query('UPDATE chunk_embeddings SET model_name = model_name WHERE id = (SELECT id FROM chunk_embeddings LIMIT 1)');
+      const pid = (await reindexer.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      const interrupted = reindexer.query('REINDEX INDEX CONCURRENTLY idx_embeddings_vector').then(() => undefined, (err: { code?: string }) => err.code);
+      for (let i = 0; i < 500 && !(await indexState(db.pool, 'idx_embeddings_vector_ccnew')); i++) await new Promise((r) => setTimeout(r, 20));
+      await db.pool.query('SELECT pg_cancel_backend($1)', [pid]);
+      expect(await interrupted).toBe('57014');
+    } finally {
+      await writer.query('ROLLBACK');
+      await writer.end();
+      await reindexer.end();
+    }
     expect((await indexState(db.pool, 'idx_embeddings_vector_ccnew'))!.valid).toBe(false);
+    const critical = await db.pool.query("SELECT status FROM system_health_check() WHERE component = 'invalid_indexes'");
+    expect(critical.rows[0].status).toBe('CRITICAL');
+    const before = await indexState(db.pool);
 
     const dry = await t.runner.run('reindex-vector', { trigger: 'manual', dryRun: true });
-    expect(dry.statements[0]).toBe('DROP INDEX CONCURRENTLY IF EXISTS "public"."idx_embeddings_vector_ccnew"');
+    expect(dry.statements).toEqual(['DROP INDEX CONCURRENTLY IF EXISTS "public"."idx_embeddings_vector_ccnew"']);
     expect(await indexState(db.pool, 'idx_embeddings_vector_ccnew')).toBeDefined();
 
     const result = await t.runner.run('reindex-vector', { trigger: 'manual' });
     expect(result.result, result.message).toBe('success');
-    expect(result.message).toContain('idx_embeddings_vector_ccnew');
+    expect(result.message).toMatch(/^dropped idx_embeddings_vector_ccnew; rebuild not needed: index valid/);
     expect(await indexState(db.pool, 'idx_embeddings_vector_ccnew')).toBeUndefined();
+    expect((await indexState(db.pool))!.oid).toBe(before!.oid);
     const health = await db.pool.query("SELECT status FROM system_health_check() WHERE component = 'invalid_indexes'");
     expect(health.rows[0].status).toBe('HEALTHY');
   });
