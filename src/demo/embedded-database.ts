@@ -25,18 +25,32 @@ function serverReady(): boolean {
   return binDir !== undefined && pgvectorInstalled(binDir);
 }
 
-export function ensureServerBinaries(out: (line: string) => void): void {
-  if (serverReady()) return;
-  const canInstall = process.getuid?.() === 0 && existsSync('/usr/bin/apt-get') && existsSync(SETUP_SCRIPT);
-  if (!canInstall) {
+/** What ensureServerBinaries asks of the machine; tests substitute their own. */
+export interface SetupProbe {
+  serverReady(): boolean;
+  /** Root, apt and the set-up script: the machine allows installing the packages. */
+  canInstall(): boolean;
+  /** Runs the set-up script with its output on the terminal; resolves to its exit status. */
+  runSetup(): number | null;
+}
+
+export const SYSTEM_PROBE: SetupProbe = {
+  serverReady,
+  canInstall: () => process.getuid?.() === 0 && existsSync('/usr/bin/apt-get') && existsSync(SETUP_SCRIPT),
+  runSetup: () => spawnSync('bash', [SETUP_SCRIPT], { stdio: 'inherit' }).status,
+};
+
+export function ensureServerBinaries(out: (line: string) => void, probe: SetupProbe = SYSTEM_PROBE): void {
+  if (probe.serverReady()) return;
+  if (!probe.canInstall()) {
     throw new FatalError(
       `PostgreSQL server binaries with pgvector are not installed; install them with "${SETUP_COMMAND}" (or run the demo against a database with --database-url URL)`,
     );
   }
   out(`PostgreSQL with pgvector not found: running ${SETUP_SCRIPT} (installs from Debian's archive)`);
-  const result = spawnSync('bash', [SETUP_SCRIPT], { stdio: 'inherit' });
-  if (result.status !== 0 || !serverReady()) {
-    throw new FatalError(`${SETUP_SCRIPT} did not install PostgreSQL with pgvector (exit ${result.status ?? result.signal}); see its output above`);
+  const status = probe.runSetup();
+  if (status !== 0 || !probe.serverReady()) {
+    throw new FatalError(`${SETUP_SCRIPT} did not install PostgreSQL with pgvector (exit ${status}); see its output above`);
   }
 }
 

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { histogramBuckets, parseMetricsText, quantileBetween } from '../src/demo/metrics-text.js';
 import { readScrape, summaryLines } from '../src/demo/summary.js';
 import { Teardown } from '../src/demo/teardown.js';
+import { ensureServerBinaries, SYSTEM_PROBE } from '../src/demo/embedded-database.js';
+import { FatalError } from '../src/errors.js';
 
 const histogram = (counts: Record<string, number>, type = 'vector_search') =>
   Object.entries(counts)
@@ -81,5 +83,49 @@ describe('the demo teardown', () => {
     teardown.add('prometheus', async () => undefined, () => order.push('prometheus'));
     teardown.runSync();
     expect(order).toEqual(['prometheus', 'dir']);
+  });
+});
+
+describe('the demo without PostgreSQL binaries', () => {
+  const probe = (ready: boolean[], canInstall: boolean, status: number | null) => {
+    const calls: string[] = [];
+    return {
+      calls,
+      probe: {
+        serverReady: () => ready.shift() ?? false,
+        canInstall: () => canInstall,
+        runSetup: () => (calls.push('setup'), status),
+      },
+    };
+  };
+
+  it('prints the one command to run when it may not install them', () => {
+    const { probe: p, calls } = probe([false], false, 0);
+    expect(() => ensureServerBinaries(() => undefined, p)).toThrow(/install them with "sudo bash scripts\/setup-system.sh".*--database-url/);
+    expect(calls).toEqual([]);
+  });
+
+  it('runs the set-up script where it may, and goes on when it worked', () => {
+    const { probe: p, calls } = probe([false, true], true, 0);
+    const lines: string[] = [];
+    ensureServerBinaries((line) => lines.push(line), p);
+    expect(calls).toEqual(['setup']);
+    expect(lines[0]).toContain('setup-system.sh');
+  });
+
+  it('stops with exit code 1 when the set-up script fails', () => {
+    const { probe: p } = probe([false, false], true, 100);
+    let error: unknown;
+    try {
+      ensureServerBinaries(() => undefined, p);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(FatalError);
+    expect((error as FatalError).message).toContain('exit 100');
+  });
+
+  it('does nothing where the binaries are installed (this machine)', () => {
+    expect(SYSTEM_PROBE.serverReady()).toBe(true);
   });
 });
