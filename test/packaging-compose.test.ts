@@ -242,6 +242,22 @@ describe('Dockerfile', () => {
     expect(statSync(join(ROOT, 'sql/migrations')).isDirectory()).toBe(true);
   });
 
+  it('needs only production dependencies at run time (the image prunes the rest)', () => {
+    const pkg = JSON.parse(read('package.json')) as { dependencies: Record<string, string> };
+    const sourceFiles = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
+    const imported = new Set<string>();
+    for (const file of sourceFiles(join(ROOT, 'src'))) {
+      const text = readFileSync(file, 'utf8');
+      // Type-only imports vanish in the build; value imports and dynamic imports stay.
+      for (const m of text.matchAll(/^import (?!type )[^;]*?from '([^'.][^']*)'|import\('([^'.][^']*)'\)/gm)) imported.add((m[1] ?? m[2])!);
+    }
+    const packageName = (specifier: string) => specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/');
+    const external = [...imported].filter((s) => !s.startsWith('node:')).map(packageName);
+    expect(external.length).toBeGreaterThan(0);
+    for (const name of external) expect(Object.keys(pkg.dependencies), `src imports ${name}`).toContain(name);
+  });
+
   it('sets only environment variables the exporter (or Node) reads', () => {
     const known = new Set<string>([...FIELDS.flatMap((f) => (f.env ? [f.env] : [])), ...CONNECTION_ENV_VARIABLES, 'CONFIG_FILE', 'NODE_ENV']);
     const names = instructions('ENV').flatMap((args) => [...args.matchAll(/([A-Z_][A-Z0-9_]*)=/g)].map((m) => m[1]!));
