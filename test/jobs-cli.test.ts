@@ -120,6 +120,7 @@ describe('jobs list and jobs run', () => {
     }
     const failed = await runCli(['jobs', 'run', 'analyze', '--database-url', 'postgresql://postgres:pw@127.0.0.1:1/nowhere']);
     expect(failed.code).toBe(1);
+    expect(failed.stderr.trim().split('\n')).toHaveLength(1);
     expect(failed.stderr).toContain('analyze: failure');
     expect(failed.stderr).toContain('cannot connect');
     expect(failed.stderr).not.toContain(':pw@');

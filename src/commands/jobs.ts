@@ -36,10 +36,13 @@ export const jobsCommand: Command = {
   },
 };
 
-/** The CLI prints for people; the job's own logs go to stderr only at warn and above unless asked. */
+/**
+ * The CLI prints for people: the result is its one line (failures on stderr), details are in
+ * maintenance_log; the JSON log on stderr only carries errors unless --log-level/LOG_LEVEL asks for more.
+ */
 function cliContext(args: ParsedArgs) {
   const ctx = commandContext(args);
-  if (args.values['log-level'] === undefined && !process.env.LOG_LEVEL) ctx.log.level = 'warn';
+  if (args.values['log-level'] === undefined && !process.env.LOG_LEVEL) ctx.log.level = 'error';
   return ctx;
 }
 
@@ -109,6 +112,7 @@ async function runJob(args: ParsedArgs, name: string): Promise<number> {
     window: config.jobs.window,
     log,
     connectTimeoutMs: config.database.connect_timeout,
+    logResults: false,
   });
   if (!config.jobs[job].enabled) out(`note: ${job} is disabled in the config (jobs.${job}.enabled); running it because it was asked for by name`);
   const stop = () => void runner.shutdown(0);

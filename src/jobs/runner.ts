@@ -70,6 +70,8 @@ export interface RunnerOptions {
   log: Logger;
   connectTimeoutMs: number;
   observer?: RunObserver;
+  /** Log each run's result (serve); the CLI prints it itself. Default true. */
+  logResults?: boolean;
 }
 
 interface ActiveRun {
@@ -285,19 +287,22 @@ export class JobRunner {
   }
 
   private report(result: RunResult): RunResult {
-    const fields = { job: result.job, result: result.result, duration_seconds: round(result.durationSeconds), trigger: result.details.trigger };
-    if (result.dryRun) this.options.log.info(fields, result.message);
-    else {
-      if (result.result === 'failure') this.options.log.error({ ...fields, details: result.details }, `job failed: ${result.message}`);
-      else if (result.result === 'skipped') this.options.log.info(fields, `job skipped: ${result.message}`);
-      else this.options.log.info(fields, `job succeeded: ${result.message}`);
-      try {
-        this.observer?.finished(result);
-      } catch (err) {
-        this.options.log.error({ error: (err as Error).message }, 'job metrics update failed');
-      }
+    if (this.options.logResults !== false) this.logResult(result);
+    if (result.dryRun) return result; // dry runs are not counted
+    try {
+      this.observer?.finished(result);
+    } catch (err) {
+      this.options.log.error({ error: (err as Error).message }, 'job metrics update failed');
     }
     return result;
+  }
+
+  private logResult(result: RunResult): void {
+    const fields = { job: result.job, result: result.result, duration_seconds: round(result.durationSeconds), trigger: result.details.trigger };
+    if (result.dryRun) this.options.log.info(fields, result.message);
+    else if (result.result === 'failure') this.options.log.error({ ...fields, details: result.details }, `job failed: ${result.message}`);
+    else if (result.result === 'skipped') this.options.log.info(fields, `job skipped: ${result.message}`);
+    else this.options.log.info(fields, `job succeeded: ${result.message}`);
   }
 }
 
