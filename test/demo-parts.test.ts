@@ -4,6 +4,10 @@ import { readScrape, summaryLines } from '../src/demo/summary.js';
 import { Teardown } from '../src/demo/teardown.js';
 import { ensureServerBinaries, SYSTEM_PROBE } from '../src/demo/embedded-database.js';
 import { FatalError } from '../src/errors.js';
+import { readFileSync } from 'node:fs';
+import { demoCommand } from '../src/commands/demo.js';
+import { DEFAULT_DEMO_DOCUMENTS } from '../src/demo/corpus.js';
+import { DEFAULT_SLOW_SHARE } from '../src/demo/workload.js';
 
 const histogram = (counts: Record<string, number>, type = 'vector_search') =>
   Object.entries(counts)
@@ -127,5 +131,22 @@ describe('the demo without PostgreSQL binaries', () => {
 
   it('does nothing where the binaries are installed (this machine)', () => {
     expect(SYSTEM_PROBE.serverReady()).toBe(true);
+  });
+});
+
+describe("the README's demo section", () => {
+  it('lists every demo flag with the defaults the code uses', () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## The demo'), readme.indexOf('\n## ', readme.indexOf('## The demo') + 1));
+    const rows = section
+      .split('\n')
+      .filter((line) => line.startsWith('| `--'))
+      .map((line) => line.split('|').map((cell) => cell.trim().replace(/`/g, '')))
+      .map((cells) => ({ flag: /^--([a-z.-]+)/.exec(cells[1]!)![1]!, default: cells[2]! }));
+    const documented = rows.map((r) => r.flag).sort();
+    expect(documented).toEqual([...Object.keys(demoCommand.options), 'web.listen-address', 'database-url'].sort());
+    const defaultOf = (flag: string) => rows.find((r) => r.flag === flag)!.default;
+    expect(Number(defaultOf('documents'))).toBe(DEFAULT_DEMO_DOCUMENTS);
+    expect(Number(defaultOf('slow-share'))).toBe(DEFAULT_SLOW_SHARE);
   });
 });
