@@ -19,7 +19,7 @@ export async function seedCorpus(db: BenchDatabase, documents: number, progress:
       documents,
       onProgress: (p) => {
         const now = performance.now();
-        if (p.phase === 'documents' && now - lastReport < 2000 && p.done < p.total) return;
+        if (p.phase !== 'analyze' && now - lastReport < 2000 && p.done < p.total) return;
         lastReport = now;
         progress(p.phase === 'analyze' ? 'analyze' : `${p.phase} ${p.done}/${p.total}`);
       },

@@ -10,8 +10,10 @@ export interface BenchOptions {
   documents: number;
   /** /metrics requests per exporter per concurrency level. */
   requests: number;
-  /** Upper bound on the seconds one latency scenario may take (the peer can be slow). */
+  /** Upper bound on the seconds one exporter's latency measurement may take (the peer can be slow). */
   latencySeconds: number;
+  /** The requests are split into this many rounds, interleaved between the two exporters. */
+  latencyRounds: number;
   concurrency: number[];
   /** Length of the database-time window, both exporters scraped every scrapeIntervalMs. */
   dbTimeSeconds: number;
@@ -32,6 +34,7 @@ const QUICK: Omit<BenchOptions, 'output' | 'quick'> = {
   documents: 200,
   requests: 200,
   latencySeconds: 10,
+  latencyRounds: 3,
   concurrency: [1, 50],
   dbTimeSeconds: 10,
   scrapeIntervalMs: 1000,
@@ -45,7 +48,8 @@ const QUICK: Omit<BenchOptions, 'output' | 'quick'> = {
 const FULL: Omit<BenchOptions, 'output' | 'quick'> = {
   documents: 2000,
   requests: 2000,
-  latencySeconds: 30,
+  latencySeconds: 27,
+  latencyRounds: 3,
   concurrency: [1, 50],
   dbTimeSeconds: 120,
   scrapeIntervalMs: 1000,
@@ -53,7 +57,7 @@ const FULL: Omit<BenchOptions, 'output' | 'quick'> = {
   ingestRows: 2_000_000,
   soakCycles: 10_000,
   soakIntervalMs: 10,
-  soakMaxSeconds: 420,
+  soakMaxSeconds: 480,
 };
 
 function positiveInt(name: string, value: string | undefined, fallback: number): number {
@@ -76,6 +80,7 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Be
     documents: positiveInt('BENCH_DOCUMENTS', env.BENCH_DOCUMENTS, base.documents),
     requests: positiveInt('BENCH_REQUESTS', env.BENCH_REQUESTS, base.requests),
     latencySeconds: positiveInt('BENCH_LATENCY_SECONDS', env.BENCH_LATENCY_SECONDS, base.latencySeconds),
+    latencyRounds: Math.max(1, positiveInt('BENCH_LATENCY_ROUNDS', env.BENCH_LATENCY_ROUNDS, base.latencyRounds)),
     concurrency: base.concurrency,
     dbTimeSeconds: positiveInt('BENCH_DB_TIME_SECONDS', env.BENCH_DB_TIME_SECONDS, base.dbTimeSeconds),
     scrapeIntervalMs: base.scrapeIntervalMs,

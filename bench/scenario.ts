@@ -3,14 +3,25 @@ import { OUR_DEFAULTS_ROLE, OUR_OVERLAP_ROLE, OUR_ROLE, PEER_ROLE, type BenchDat
 import { get, runLoad, scrapeEvery, seriesCount } from './load.js';
 import { cpuMillis, residentBytes } from './processes.js';
 import type { ExporterProcess } from './processes.js';
-import { percentile } from './stats.js';
+import { median, percentile } from './stats.js';
 
 /** The figures of one exporter in one scenario (base database, or with the extra tables). */
 export interface ExporterFigures {
-  latency: { concurrency: number; requests: number; errors: number; p50Ms: number; p99Ms: number; seconds: number; cpuMsPerRequest: number }[];
+  latency: LatencyFigures[];
   series: number;
   rssBytes: { median: number; max: number };
   dbTime: { totalMs: number; calls: number; perMinuteMs: number; scrapes: number; top: TopStatement[] };
+}
+
+/** One exporter at one concurrency: medians over the interleaved rounds, and each round's p99. */
+export interface LatencyFigures {
+  concurrency: number;
+  requests: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+  roundP99Ms: number[];
+  cpuMsPerRequest: number;
 }
 
 /** The statements that cost an exporter the most database time in the window. */
@@ -38,6 +49,7 @@ export function peerPerMinuteAt15s(peer: ExporterFigures['dbTime']): number {
 export interface ScenarioOptions {
   requests: number;
   latencySeconds: number;
+  latencyRounds: number;
   concurrency: number[];
   dbTimeSeconds: number;
   scrapeIntervalMs: number;
@@ -82,7 +94,9 @@ async function scrapeOnce(url: string): Promise<string> {
 
 /**
  * Database time from pg_stat_statements, per role: both exporters scraped at the same interval for
- * the same window, at the same time (the roles keep them apart). total_exec_time covers execution;
+ * the same window, at the same time (the roles keep them apart). Top-level statements only: the
+ * cluster tracks nested statements too (pg_stat_statements.track = all), and a function's call
+ * (system_health_check()) already includes its statements' time. total_exec_time covers execution;
  * planning is not tracked (pg_stat_statements.track_planning is off by default) and is small for both.
  */
 async function measureDbTime(db: BenchDatabase, ours: ExporterProcess, peer: ExporterProcess, options: ScenarioOptions) {
@@ -96,7 +110,7 @@ async function measureDbTime(db: BenchDatabase, ours: ExporterProcess, peer: Exp
   const rows = await db.query<{ rolname: string; total_ms: number; calls: number }>(
     `SELECT r.rolname, sum(s.total_exec_time)::float8 AS total_ms, sum(s.calls)::float8 AS calls
        FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
-      WHERE r.rolname = ANY($1) GROUP BY r.rolname`,
+      WHERE r.rolname = ANY($1) AND s.toplevel GROUP BY r.rolname`,
     [ROLES],
   );
   const top = await db.query<{ rolname: string; query: string; calls: number; total_ms: number }>(
@@ -105,7 +119,7 @@ async function measureDbTime(db: BenchDatabase, ours: ExporterProcess, peer: Exp
               s.total_exec_time::float8 AS total_ms,
               row_number() OVER (PARTITION BY r.rolname ORDER BY s.total_exec_time DESC) AS rank
          FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
-        WHERE r.rolname = ANY($1)) ranked
+        WHERE r.rolname = ANY($1) AND s.toplevel) ranked
      WHERE rank <= 5 ORDER BY rolname, total_ms DESC`,
     [ROLES],
   );
@@ -136,7 +150,20 @@ async function backgroundCpuRate(procs: ExporterProcess[], ms: number): Promise<
   return new Map(procs.map((p) => [p.name, (cpuMillis(p.child.pid!) - before.get(p.name)!) / elapsed]));
 }
 
-/** Latency at each concurrency, ours then the peer back to back, then series, RSS and database time. */
+function latencyFigures(concurrency: number, rounds: { latenciesMs: number[]; errors: number; cpuMs: number }[]): LatencyFigures {
+  const requests = rounds.reduce((n, r) => n + r.latenciesMs.length, 0);
+  return {
+    concurrency,
+    requests,
+    errors: rounds.reduce((n, r) => n + r.errors, 0),
+    p50Ms: median(rounds.map((r) => percentile(r.latenciesMs, 50))),
+    p99Ms: median(rounds.map((r) => percentile(r.latenciesMs, 99))),
+    roundP99Ms: rounds.map((r) => percentile(r.latenciesMs, 99)),
+    cpuMsPerRequest: rounds.reduce((n, r) => n + r.cpuMs, 0) / Math.max(1, requests),
+  };
+}
+
+/** Latency at each concurrency in interleaved rounds, then series, RSS and database time. */
 export async function runScenario(
   label: string,
   db: BenchDatabase,
@@ -149,22 +176,25 @@ export async function runScenario(
   const latency = new Map<string, ExporterFigures['latency']>([[ours.name, []], [peer.name, []]]);
   const background = await backgroundCpuRate([ours, peer], 5000);
   for (const concurrency of options.concurrency) {
+    const rounds = new Map<string, { latenciesMs: number[]; errors: number; seconds: number; cpuMs: number }[]>([[ours.name, []], [peer.name, []]]);
+    // Interleaved rounds (ours, peer, ours, peer...): a burst of load from the rest of the machine
+    // hits one round of each rather than all of one exporter's requests.
+    for (let round = 0; round < options.latencyRounds; round++) {
+      for (const proc of [ours, peer]) {
+        await runLoad(`${proc.url}/metrics`, Math.min(concurrency, 5), 20, 10); // warm-up: connections, JIT
+        const cpuBefore = cpuMillis(proc.child.pid!);
+        const result = await runLoad(`${proc.url}/metrics`, concurrency, Math.ceil(options.requests / options.latencyRounds), options.latencySeconds / options.latencyRounds);
+        const cpuMs = Math.max(0, cpuMillis(proc.child.pid!) - cpuBefore - background.get(proc.name)! * result.seconds * 1000);
+        rounds.get(proc.name)!.push({ ...result, cpuMs });
+      }
+    }
     for (const proc of [ours, peer]) {
-      await runLoad(`${proc.url}/metrics`, Math.min(concurrency, 5), 20, 10); // warm-up: connections, JIT
-      const cpuBefore = cpuMillis(proc.child.pid!);
-      const result = await runLoad(`${proc.url}/metrics`, concurrency, options.requests, options.latencySeconds);
-      const cpuMs = Math.max(0, cpuMillis(proc.child.pid!) - cpuBefore - background.get(proc.name)! * result.seconds * 1000);
-      const row = {
-        concurrency,
-        requests: result.latenciesMs.length,
-        errors: result.errors,
-        p50Ms: percentile(result.latenciesMs, 50),
-        p99Ms: percentile(result.latenciesMs, 99),
-        seconds: result.seconds,
-        cpuMsPerRequest: cpuMs / Math.max(1, result.latenciesMs.length),
-      };
+      const row = latencyFigures(concurrency, rounds.get(proc.name)!);
       latency.get(proc.name)!.push(row);
-      log(`  ${label}: ${proc.name} x${concurrency}: ${row.requests} requests, p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms, ${row.cpuMsPerRequest.toFixed(2)} ms CPU per request, ${row.errors} errors`);
+      log(
+        `  ${label}: ${proc.name} x${concurrency}: ${row.requests} requests, p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms ` +
+          `(rounds ${row.roundP99Ms.map((v) => v.toFixed(1)).join(', ')}), ${row.cpuMsPerRequest.toFixed(2)} ms CPU per request, ${row.errors} errors`,
+      );
     }
   }
   const [ourText, peerText] = [await scrapeOnce(ours.url), await scrapeOnce(peer.url)];
