@@ -185,6 +185,22 @@ describe('reindex-vector on an IVFFlat index', () => {
   });
 });
 
+describe('reindex-vector with a misconfigured index name', () => {
+  it('fails, naming the index and the setting', async () => {
+    const db = await createTestDatabase();
+    const t = testRunner(db.url, testConfig((c) => (c.jobs['reindex-vector'].index = 'idx_no_such_index')));
+    try {
+      const result = await t.runner.run('reindex-vector', { trigger: 'manual' });
+      expect(result.result).toBe('failure');
+      expect(result.message).toBe('index "public"."idx_no_such_index" not found (jobs.reindex-vector.index / schema)');
+      expect((await maintenanceRows(db.pool, 'reindex-vector')).map((r) => r.status)).toEqual(['failed']);
+    } finally {
+      await t.close();
+      await db.drop();
+    }
+  });
+});
+
 describe('the reindex decision', () => {
   const counters = { inserted: 1000, updated: 0, hotUpdated: 0, deleted: 0 };
   it('follows pgvector lists advice: rows/1000 up to 1M rows, sqrt(rows) above', () => {
