@@ -1,13 +1,15 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { demoCommand } from '../src/commands/demo.js';
+import { DEFAULT_DEMO_DOCUMENTS } from '../src/demo/corpus.js';
+import { ensureServerBinaries, SYSTEM_PROBE } from '../src/demo/embedded-database.js';
 import { histogramBuckets, parseMetricsText, quantileBetween } from '../src/demo/metrics-text.js';
 import { readScrape, summaryLines } from '../src/demo/summary.js';
 import { Teardown } from '../src/demo/teardown.js';
-import { ensureServerBinaries, SYSTEM_PROBE } from '../src/demo/embedded-database.js';
-import { FatalError } from '../src/errors.js';
-import { readFileSync } from 'node:fs';
-import { demoCommand } from '../src/commands/demo.js';
-import { DEFAULT_DEMO_DOCUMENTS } from '../src/demo/corpus.js';
 import { DEFAULT_SLOW_SHARE } from '../src/demo/workload.js';
+import { FatalError } from '../src/errors.js';
+
+/** The demo's pure parts: the summary, the teardown, the missing-binaries path, the README's flag table. */
 
 const histogram = (counts: Record<string, number>, type = 'vector_search') =>
   Object.entries(counts)
