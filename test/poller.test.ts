@@ -97,3 +97,38 @@ describe('poller', () => {
     expect(rows[0]!.ok).toBe(1);
   });
 });
+
+describe('poller shutdown', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => db.drop());
+
+  it('interrupts a long poll at once on stop() and hands its connection back', async () => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 2, application_name: 'pgvector-exporter-stop-test' });
+    pool.on('error', () => undefined);
+    const poller = new Poller({
+      collectors: [gauge('long', 'SELECT pg_sleep(60) AS v')],
+      schedule: () => ({ intervalMs: 60_000, timeoutMs: 120_000 }),
+      pool,
+      log: createLogger('silent'),
+      observer: registerSelfMetrics(new Registry()),
+      maxBackoffMs: 1000,
+    });
+    poller.start();
+    const sleeping = async () =>
+      Number((await db.pool.query("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'pgvector-exporter-stop-test' AND query LIKE 'SELECT pg_sleep(60)%' AND state = 'active'")).rows[0].n);
+    const deadline = Date.now() + 10_000;
+    while ((await sleeping()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await sleeping()).toBe(1);
+    const started = Date.now();
+    await poller.stop();
+    await pool.end();
+    // Well under the 60 s statement: the poll was abandoned, its connection closed, not waited for.
+    expect(Date.now() - started).toBeLessThan(10_000);
+    const gone = Date.now() + 10_000;
+    while ((await sleeping()) > 0 && Date.now() < gone) await new Promise((r) => setTimeout(r, 100));
+    expect(await sleeping()).toBe(0);
+  });
+});

@@ -30,6 +30,14 @@ interface CollectorState {
   running?: Promise<void>;
 }
 
+/** A poll cut short because the exporter is stopping. */
+class PollInterruptedError extends Error {
+  constructor() {
+    super('poll interrupted by shutdown');
+    this.name = 'PollInterruptedError';
+  }
+}
+
 /** A poll that overran its budget: its connection is destroyed so the server cancels the work. */
 class BudgetExceededError extends Error {
   constructor(ms: number) {
@@ -46,6 +54,10 @@ class BudgetExceededError extends Error {
 export class Poller {
   private readonly states: CollectorState[];
   private stopped = true;
+  /** Aborted by stop(): in-flight polls give up their connections at once instead of delaying shutdown. */
+  private stopping = new AbortController();
+  /** Server pids of the connections polls hold right now, so stop() can cancel their statements. */
+  private readonly activeBackends = new Set<number>();
 
   constructor(private readonly options: PollerOptions) {
     this.states = options.collectors.map((collector) => ({ collector, text: '', polled: false, consecutiveTransientFailures: 0 }));
@@ -53,13 +65,28 @@ export class Poller {
 
   start(): void {
     this.stopped = false;
+    this.stopping = new AbortController();
     for (const state of this.states) this.schedule(state, 0);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     for (const state of this.states) clearTimeout(state.timer);
+    const interrupted = [...this.activeBackends];
+    this.stopping.abort();
     await Promise.allSettled(this.states.map((s) => s.running));
+    await this.cancelOnServer(interrupted);
+  }
+
+  /**
+   * A closed connection does not stop the server's work on it (a backend notices only when it next
+   * talks to the client), so the statements of interrupted polls are cancelled explicitly.
+   */
+  private async cancelOnServer(pids: number[]): Promise<void> {
+    if (pids.length === 0) return;
+    await this.options.pool
+      .query('SELECT pg_cancel_backend(pid) FROM unnest($1::int[]) AS pid', [pids])
+      .catch((err: unknown) => this.options.log.debug({ error: describeDatabaseError(err) }, 'cancelling interrupted polls failed'));
   }
 
   /** True once every collector has finished its first poll, successful or not. */
@@ -121,6 +148,10 @@ export class Poller {
       log.debug({ reason: err.message }, 'no data');
       return;
     }
+    if (err instanceof PollInterruptedError) {
+      log.debug('poll interrupted by shutdown');
+      return;
+    }
     if (isTransientDatabaseError(err) || err instanceof BudgetExceededError) state.consecutiveTransientFailures += 1;
     log.warn({ error: describeDatabaseError(err) }, 'collector failed');
   }
@@ -130,6 +161,7 @@ export class Poller {
     let client: pg.PoolClient | undefined;
     let broken = false;
     let finished = false;
+    let pid: number | undefined;
     // pg-pool listens for 'error' only on idle clients; a checked-out client whose server goes away
     // (restart, pg_terminate_backend) emits 'error' itself, and without a listener that kills the process.
     const onClientError = () => {
@@ -145,6 +177,8 @@ export class Poller {
         }
         client = connected;
         client.on('error', onClientError);
+        pid = (client as unknown as { processID?: number }).processID;
+        if (pid) this.activeBackends.add(pid);
         await client.query("SELECT set_config('statement_timeout', $1, false)", [String(timeoutMs)]);
       }
       try {
@@ -160,14 +194,23 @@ export class Poller {
       // statement_timeout cancels each statement; the budget bounds the whole poll, connect included.
       timer = setTimeout(() => reject(new BudgetExceededError(timeoutMs + 1000)), timeoutMs + 1000);
     });
+    const { signal } = this.stopping;
+    let onStop: (() => void) | undefined;
+    const interrupted = new Promise<never>((_, reject) => {
+      onStop = () => reject(new PollInterruptedError());
+      if (signal.aborted) onStop();
+      else signal.addEventListener('abort', onStop, { once: true });
+    });
     try {
-      return await Promise.race([collector.collect({ query, log, poolStats: () => this.poolStats() }), budget]);
+      return await Promise.race([collector.collect({ query, log, poolStats: () => this.poolStats() }), budget, interrupted]);
     } catch (err) {
-      if (err instanceof BudgetExceededError) broken = true;
+      if (err instanceof BudgetExceededError || err instanceof PollInterruptedError) broken = true;
       throw err;
     } finally {
       finished = true;
       clearTimeout(timer);
+      signal.removeEventListener('abort', onStop!);
+      if (pid) this.activeBackends.delete(pid);
       client?.off('error', onClientError);
       client?.release(broken ? true : undefined);
     }
