@@ -29,7 +29,7 @@ export class JobMetrics implements RunObserver {
     const registers = [registry];
     this.runs = new Counter({ name: 'rag_maintenance_job_runs_total', help: 'Maintenance job runs by result (success, failure, skipped).', labelNames: ['job', 'result'], registers });
     this.duration = new Histogram({ name: 'rag_maintenance_job_duration_seconds', help: 'Duration of maintenance job runs that were not skipped.', labelNames: ['job'], buckets: DURATION_BUCKETS, registers });
-    this.lastSuccess = new Gauge({ name: 'rag_maintenance_job_last_success_timestamp_seconds', help: 'Unix time of the last successful run of the job (from maintenance_log at start), 0 = never.', labelNames: ['job'], registers });
+    this.lastSuccess = new Gauge({ name: 'rag_maintenance_job_last_success_timestamp_seconds', help: 'Unix time the job last succeeded on this database, by this or another sidecar (maintenance_log, re-read every minute), 0 = never.', labelNames: ['job'], registers });
     this.lastRun = new Gauge({ name: 'rag_maintenance_job_last_run_timestamp_seconds', help: 'Unix time the last run of the job ended, whatever its result, 0 = never.', labelNames: ['job'], registers });
     this.nextRun = new Gauge({ name: 'rag_maintenance_job_next_run_timestamp_seconds', help: 'Unix time of the next scheduled run of the job.', labelNames: ['job'], registers });
     this.running = new Gauge({ name: 'rag_maintenance_job_running', help: '1 while the job runs in this process, else 0.', labelNames: ['job'], registers });
