@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../src/db/local-cluster.js';
 import { migrate } from '../src/db/migrate.js';
-import { embedMissing, insertDocuments } from './helpers/corpus.js';
+import { seedDocuments } from './helpers/seed.js';
 import { eventually, startServe, type ServeProcess } from './helpers/exporter.js';
 import { panelTargets, substituteGrafanaVariables, variableQueries } from './helpers/monitoring-files.js';
 import {
@@ -98,9 +98,8 @@ describe('alerts and dashboards against a real Prometheus and Alertmanager', () 
     await client.connect();
     try {
       await migrate(client);
-      await insertDocuments(client, 40);
-      await embedMissing(client);
-      await insertDocuments(client, 2, 'unembedded');
+      await seedDocuments(client, { count: 40, prefix: 'doc', withEmbeddings: true });
+      await seedDocuments(client, { count: 2, prefix: 'unembedded' });
       await client.query('ANALYZE');
       // pg_basebackup waits for a spread checkpoint otherwise (minutes after the writes above)
       await client.query('CHECKPOINT');

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EMBEDDINGS_SQL, embeddingsCollector } from '../src/collectors/embeddings.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { collectorContext, connect, undeclaredSamples, valueOf } from './helpers/collector-context.js';
-import { embedMissing, insertDocuments } from './helpers/corpus.js';
+import { seedDocuments, seedEmbeddings } from './helpers/seed.js';
 
 const OPTIONS = { dimensions: 3072, models: ['text-embedding-3-large', 'text-embedding-3-small'] };
 
@@ -30,11 +30,9 @@ describe('embeddings collector', () => {
   });
 
   it('follows documents, embeddings per model and missing embeddings', async () => {
-    await insertDocuments(client, 12, 'large');
-    await embedMissing(client, 'text-embedding-3-large');
-    await insertDocuments(client, 3, 'small');
-    await embedMissing(client, 'text-embedding-3-small');
-    await insertDocuments(client, 2, 'none');
+    await seedDocuments(client, { count: 12, prefix: 'large', withEmbeddings: true });
+    await seedEmbeddings(client, await seedDocuments(client, { count: 3, prefix: 'small' }), 'text-embedding-3-small');
+    await seedDocuments(client, { count: 2, prefix: 'none' });
 
     const samples = await embeddingsCollector(OPTIONS).collect(collectorContext(client));
     expect(valueOf(samples, 'rag_documents')).toBe(17);
@@ -63,7 +61,7 @@ describe('embeddings collector', () => {
       DROP INDEX idx_embeddings_vector;
       ALTER TABLE chunk_embeddings DROP CONSTRAINT chk_embeddings_dimensions, DROP CONSTRAINT chk_embeddings_model_name;
       ALTER TABLE chunk_embeddings ALTER COLUMN embedding TYPE vector;`);
-    const { rows } = await client.query<{ id: string }>("SELECT id FROM framework_documents WHERE chunk_id = 'none-1'");
+    const { rows } = await client.query<{ id: string }>("SELECT id FROM framework_documents WHERE chunk_id = 'none-000001'");
     await client.query("INSERT INTO chunk_embeddings (document_id, embedding, model_name) VALUES ($1, '[1,2,3]', 'ada-002')", [rows[0]!.id]);
     await client.query("INSERT INTO chunk_embeddings (document_id, embedding, model_name) VALUES ($1, '[1,2,3,4]', 'text-embedding-3-small')", [rows[0]!.id]);
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HEALTH_SQL, HEALTH_STATUSES, healthCollector } from '../src/collectors/health.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { collectorContext, connect, undeclaredSamples, valueOf } from './helpers/collector-context.js';
-import { embedMissing, insertDocuments } from './helpers/corpus.js';
+import { seedDocuments } from './helpers/seed.js';
 
 const FAMILY = 'rag_health_check_status';
 
@@ -34,9 +34,8 @@ describe('health collector', () => {
   });
 
   it('follows the database: a document without an embedding is a WARNING, a dropped vector index CRITICAL', async () => {
-    await insertDocuments(client, 20, 'health');
-    await embedMissing(client);
-    await insertDocuments(client, 1, 'unembedded');
+    await seedDocuments(client, { count: 20, prefix: 'health', withEmbeddings: true });
+    await seedDocuments(client, { count: 1, prefix: 'unembedded' });
     await client.query('DROP INDEX idx_embeddings_vector');
 
     const samples = await healthCollector().collect(collectorContext(client));

@@ -4,7 +4,7 @@ import { NoDataError } from '../src/collectors/collector.js';
 import { EXACT_PASS, INDEX_PASS, recallCollector, recallOf, recallSearchSql, type RecallOptions } from '../src/collectors/recall.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { collectorContext, connect, undeclaredSamples, valueOf } from './helpers/collector-context.js';
-import { embedMissing, insertDocuments } from './helpers/corpus.js';
+import { seedDocuments } from './helpers/seed.js';
 
 const OPTIONS: RecallOptions = { sampleSize: 20, topK: 10, efSearch: 0, dimensions: 3072, budget: 60_000 };
 const LABELS = { indexrelname: 'idx_embeddings_vector' };
@@ -32,8 +32,7 @@ describe('recall collector', () => {
   });
 
   it('measures recall@k of the HNSW index, and sees it drop with a tiny ef_search', async () => {
-    await insertDocuments(client, 500, 'recall');
-    await embedMissing(client);
+    await seedDocuments(client, { count: 500, prefix: 'recall', withEmbeddings: true });
     await client.query('ANALYZE chunk_embeddings');
 
     const collector = recallCollector(OPTIONS);
