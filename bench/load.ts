@@ -23,15 +23,34 @@ export interface LoadResult {
   seconds: number;
 }
 
+export interface LoadHooks {
+  /** Called when every scraper has its connection open and warmed up, right before measuring. */
+  onStart?: () => void;
+  /** Called when the measured requests are done. */
+  onEnd?: () => void;
+}
+
 /**
  * `concurrency` scrapers each request /metrics back to back until `requests` have been sent in total
  * or `maxSeconds` have passed (a slow exporter is measured on fewer requests rather than stalling the run).
+ *
+ * Each scraper first opens its keep-alive connection with two unmeasured requests, and measuring
+ * starts when all have: Prometheus keeps its connections open, and 50 connections opened at once
+ * make their first requests wait behind the others' (a few hundred ms even against a bare
+ * node:http server here), which is connection set-up, not scraping.
  */
-export async function runLoad(url: string, concurrency: number, requests: number, maxSeconds: number): Promise<LoadResult> {
+export async function runLoad(url: string, concurrency: number, requests: number, maxSeconds: number, hooks: LoadHooks = {}): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const latenciesMs: number[] = [];
   let errors = 0;
   let sent = 0;
+  // Warm-up failures are not counted: a failing exporter fails the measured requests too.
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = 0; i < 2; i++) await get(url, agent).catch(() => undefined);
+    }),
+  );
+  hooks.onStart?.();
   const started = performance.now();
   const deadline = started + maxSeconds * 1000;
   const worker = async () => {
@@ -49,6 +68,7 @@ export async function runLoad(url: string, concurrency: number, requests: number
   };
   try {
     await Promise.all(Array.from({ length: concurrency }, worker));
+    hooks.onEnd?.();
   } finally {
     agent.destroy();
   }

@@ -181,10 +181,13 @@ export async function runScenario(
     // hits one round of each rather than all of one exporter's requests.
     for (let round = 0; round < options.latencyRounds; round++) {
       for (const proc of [ours, peer]) {
-        await runLoad(`${proc.url}/metrics`, Math.min(concurrency, 5), 20, 10); // warm-up: connections, JIT
-        const cpuBefore = cpuMillis(proc.child.pid!);
-        const result = await runLoad(`${proc.url}/metrics`, concurrency, Math.ceil(options.requests / options.latencyRounds), options.latencySeconds / options.latencyRounds);
-        const cpuMs = Math.max(0, cpuMillis(proc.child.pid!) - cpuBefore - background.get(proc.name)! * result.seconds * 1000);
+        let cpuBefore = 0;
+        let cpuAfter = 0;
+        const result = await runLoad(`${proc.url}/metrics`, concurrency, Math.ceil(options.requests / options.latencyRounds), options.latencySeconds / options.latencyRounds, {
+          onStart: () => (cpuBefore = cpuMillis(proc.child.pid!)),
+          onEnd: () => (cpuAfter = cpuMillis(proc.child.pid!)),
+        });
+        const cpuMs = Math.max(0, cpuAfter - cpuBefore - background.get(proc.name)! * result.seconds * 1000);
         rounds.get(proc.name)!.push({ ...result, cpuMs });
       }
     }
