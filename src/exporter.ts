@@ -9,6 +9,7 @@ import { startHttpServer, type HttpOptions, type RunningHttpServer } from './htt
 import type { WebConfig } from './http/web-config.js';
 import type { Logger } from './log.js';
 import { CONTENT_TYPE, createRegistry, exposition } from './metrics/registry.js';
+import { ScrapeCache } from './metrics/scrape-cache.js';
 import { registerSelfMetrics } from './metrics/self-metrics.js';
 import { JobService } from './jobs/service.js';
 import { Poller } from './poller/poller.js';
@@ -58,12 +59,13 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
     observer: registerSelfMetrics(registry),
     maxBackoffMs: config.database.reconnect_max_backoff,
   });
+  const scrapes = new ScrapeCache(() => exposition(registry, () => poller.render()));
   let http: RunningHttpServer;
   try {
     http = await startHttpServer({
       listenAddress: config.web.listen_address,
       telemetryPath: config.web.telemetry_path,
-      metrics: () => exposition(registry, () => poller.render()),
+      metrics: () => scrapes.body(),
       contentType: CONTENT_TYPE,
       ready: () => poller.ready(),
       webConfig: options.webConfig,

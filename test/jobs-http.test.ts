@@ -99,8 +99,11 @@ describe('serve with a jobs token', () => {
     expect(body).toMatchObject({ job: 'backup', result: 'failure' });
     expect(body.message).toContain('/nonexistent/pg_dump not found');
     expect((await maintenanceRows(db.pool, 'backup')).map((r) => r.status)).toEqual(['failed']);
-    const text = await serve.metrics();
-    expect(sampleValue(text, 'rag_maintenance_job_runs_total', { job: 'backup', result: 'failure' })).toBe(1);
+    // /metrics renders at most once a second: wait for the render that follows the run.
+    const text = await eventually(async () => {
+      const t = await serve.metrics();
+      return sampleValue(t, 'rag_maintenance_job_runs_total', { job: 'backup', result: 'failure' }) === 1 ? t : undefined;
+    }, 'the failure counted in /metrics', 10_000);
     expect(sampleValue(text, 'pg_up')).toBe(1);
     expect((await fetch(`${serve.url}/healthz`)).status).toBe(200);
   });

@@ -1,3 +1,4 @@
+import { ScrapeCache } from '../src/metrics/scrape-cache.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -280,7 +281,7 @@ describe('Dockerfile', () => {
     const app = createApp({
       listenAddress: '127.0.0.1:0',
       telemetryPath: '/metrics',
-      metrics: async () => '',
+      metrics: () => new ScrapeCache(async () => '').body(),
       contentType: 'text/plain',
       ready: () => false,
       log: createLogger('silent'),

@@ -1,3 +1,4 @@
+import { ScrapeCache } from '../src/metrics/scrape-cache.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -136,7 +137,7 @@ describe('the Kubernetes manifests', () => {
     const app = createApp({
       listenAddress: '127.0.0.1:0',
       telemetryPath: '/metrics',
-      metrics: async () => '',
+      metrics: () => new ScrapeCache(async () => '').body(),
       contentType: 'text/plain',
       ready: () => true,
       log: createLogger('silent'),

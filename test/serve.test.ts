@@ -1,6 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { request } from 'node:https';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
@@ -43,6 +45,25 @@ describe('serve against a healthy database', () => {
     expect(sampleValue(response.text, 'pgvector_exporter_collector_success', { collector: 'connectivity' })).toBe(1);
     expect(response.text).toMatch(/^pgvector_extension_info\{version="0\.\d+\.\d+"\} 1$/m);
     expect(response.text).toContain('process_resident_memory_bytes');
+  });
+
+  it('gzips /metrics for scrapers that accept it, and sends plain text to the others', async () => {
+    const url = new URL(`${serve.url}/metrics`);
+    const get = (headers: Record<string, string>) =>
+      new Promise<{ encoding?: string; body: Buffer }>((resolve, reject) => {
+        httpGet({ host: url.hostname, port: url.port, path: url.pathname, headers }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ encoding: res.headers['content-encoding'], body: Buffer.concat(chunks) }));
+        }).on('error', reject);
+      });
+    const zipped = await get({ 'Accept-Encoding': 'gzip' });
+    const plain = await get({});
+    expect(zipped.encoding).toBe('gzip');
+    expect(plain.encoding).toBeUndefined();
+    expect(gunzipSync(zipped.body).toString()).toContain('pgvector_exporter_build_info');
+    expect(plain.body.toString()).toContain('pgvector_exporter_build_info');
+    expect(zipped.body.length).toBeLessThan(plain.body.length / 3);
   });
 
   it('serves scrapes from the cache: scraping does not add database queries', async () => {

@@ -4,13 +4,14 @@ import type { AddressInfo } from 'node:net';
 import express, { type Express } from 'express';
 import type { Logger } from '../log.js';
 import { basicAuth } from './basic-auth.js';
+import type { ScrapeBody } from '../metrics/scrape-cache.js';
 import type { WebConfig } from './web-config.js';
 
 export interface HttpOptions {
   listenAddress: string;
   telemetryPath: string;
   /** The full exposition text: read from caches only, never from the database. */
-  metrics: () => Promise<string>;
+  metrics: () => Promise<ScrapeBody>;
   contentType: string;
   ready: () => boolean;
   webConfig?: WebConfig;
@@ -39,10 +40,17 @@ export function createApp(options: HttpOptions): Express {
   app.get('/healthz', (_req, res) => void res.type('text/plain').send('ok\n'));
   options.selfAuthenticatedRoutes?.(app);
   if (options.webConfig?.basicAuthUsers.size) app.use(basicAuth(options.webConfig.basicAuthUsers, options.log));
-  app.get(options.telemetryPath, async (_req, res) => {
+  app.get(options.telemetryPath, async (req, res) => {
     try {
+      const body = await options.metrics();
       res.setHeader('Content-Type', options.contentType);
-      res.send(await options.metrics());
+      res.setHeader('Vary', 'Accept-Encoding');
+      if (/\bgzip\b/.test(req.headers['accept-encoding'] ?? '')) {
+        res.setHeader('Content-Encoding', 'gzip');
+        res.end(body.gzip());
+      } else {
+        res.end(body.plain);
+      }
     } catch (err) {
       options.log.error({ error: (err as Error).message }, 'rendering metrics failed');
       res.status(500).type('text/plain').send('rendering metrics failed\n');
