@@ -28,9 +28,11 @@ export interface BenchOptions {
   soakMaxSeconds: number;
   /** Markdown output; docs/benchmarks.md by default, so a run updates the committed figures. */
   output: string;
+  /** Re-render the Markdown from a previous run's results JSON instead of measuring. */
+  fromJson?: string;
 }
 
-const QUICK: Omit<BenchOptions, 'output' | 'quick'> = {
+const QUICK: Omit<BenchOptions, 'output' | 'quick' | 'fromJson'> = {
   documents: 200,
   requests: 200,
   latencySeconds: 10,
@@ -45,7 +47,7 @@ const QUICK: Omit<BenchOptions, 'output' | 'quick'> = {
   soakMaxSeconds: 30,
 };
 
-const FULL: Omit<BenchOptions, 'output' | 'quick'> = {
+const FULL: Omit<BenchOptions, 'output' | 'quick' | 'fromJson'> = {
   documents: 2000,
   requests: 2000,
   latencySeconds: 27,
@@ -70,7 +72,7 @@ function positiveInt(name: string, value: string | undefined, fallback: number):
 export function readOptions(argv = process.argv.slice(2), env = process.env): BenchOptions {
   const { values } = parseArgs({
     args: argv,
-    options: { quick: { type: 'boolean', default: false }, output: { type: 'string' } },
+    options: { quick: { type: 'boolean', default: false }, output: { type: 'string' }, 'from-json': { type: 'string' } },
     strict: true,
   });
   const quick = Boolean(values.quick) || env.BENCH_QUICK === '1';
@@ -90,5 +92,6 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Be
     soakIntervalMs: positiveInt('BENCH_SOAK_INTERVAL_MS', env.BENCH_SOAK_INTERVAL_MS, base.soakIntervalMs),
     soakMaxSeconds: positiveInt('BENCH_SOAK_MAX_SECONDS', env.BENCH_SOAK_MAX_SECONDS, base.soakMaxSeconds),
     output: values.output ?? env.BENCH_OUTPUT ?? (quick ? 'bench/results/benchmarks-quick.md' : 'docs/benchmarks.md'),
+    fromJson: values['from-json'],
   };
 }

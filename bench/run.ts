@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { COLLECTOR_FACTORIES } from '../src/collectors/index.js';
 import { cleanupAll, installSignalHandlers } from './cleanup.js';
@@ -21,6 +21,13 @@ const log = (line: string) => console.log(`[${((performance.now() - started) / 1
 
 async function main(): Promise<void> {
   const options = readOptions();
+  if (options.fromJson) {
+    // Re-render only (e.g. after a wording change in report.ts): the figures stay those of that run.
+    const results = JSON.parse(readFileSync(options.fromJson, 'utf8')) as BenchResults;
+    writeFileSync(options.output, renderReport(results));
+    log(`wrote ${options.output} from ${options.fromJson}`);
+    return;
+  }
   installSignalHandlers();
   log(`benchmark${options.quick ? ' (quick)' : ''}: starting PostgreSQL`);
   const db = await startDatabase();
