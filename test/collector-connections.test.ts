@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   ACTIVITY_STATES,
   SUMMARY_SQL,
@@ -10,8 +10,8 @@ import {
   type ConnectionsOptions,
   type SummaryRow,
 } from '../src/collectors/connections.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { collectorContext, connect, exporterLogin, samplesOf, valueOf } from './helpers/collector-context.js';
+import { type TestDatabase } from './helpers/database.js';
+import { collectorContext, connect, exporterLogin, samplesOf, valueOf, useDatabaseClient } from './helpers/collector-context.js';
 
 // Other test files share the server, so assertions are about this file's own connections (unique
 // application names) or relations that hold whatever else is connected.
@@ -28,17 +28,10 @@ describe('connections collector', () => {
     return clients;
   }
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    client = await connect(db.url);
-  });
+  useDatabaseClient((opened) => ({ db, client } = opened));
   afterEach(async () => {
     await Promise.all(opened.map((c) => c.end().catch(() => undefined)));
     opened = [];
-  });
-  afterAll(async () => {
-    await client.end();
-    await db.drop();
   });
 
   it('publishes postgres_exporter-compatible pg_stat_activity_count/max_tx_duration for every state', async () => {

@@ -1,22 +1,15 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DATABASE_SQL, databaseCollector, databaseSamples, type DatabaseRow } from '../src/collectors/database.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { collectorContext, connect, exporterLogin, flushStats, samplesOf, valueOf } from './helpers/collector-context.js';
+import { type TestDatabase } from './helpers/database.js';
+import { collectorContext, connect, exporterLogin, flushStats, samplesOf, valueOf, useDatabaseClient } from './helpers/collector-context.js';
 
 describe('database collector', () => {
   let db: TestDatabase;
   let client: pg.Client;
   const collector = databaseCollector();
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    client = await connect(db.url);
-  });
-  afterAll(async () => {
-    await client.end();
-    await db.drop();
-  });
+  useDatabaseClient((opened) => ({ db, client } = opened));
 
   it('publishes pg_stat_database for the target database only, with its size and frozenxid age', async () => {
     const samples = await collector.collect(collectorContext(client));

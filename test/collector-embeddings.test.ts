@@ -1,23 +1,14 @@
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EMBEDDINGS_SQL, embeddingsCollector } from '../src/collectors/embeddings.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { collectorContext, connect, undeclaredSamples, valueOf } from './helpers/collector-context.js';
+import { collectorContext, undeclaredSamples, valueOf, useDatabaseClient } from './helpers/collector-context.js';
 import { seedDocuments, seedEmbeddings } from './helpers/seed.js';
 
 const OPTIONS = { dimensions: 3072, models: ['text-embedding-3-large', 'text-embedding-3-small'] };
 
 describe('embeddings collector', () => {
-  let db: TestDatabase;
   let client: pg.Client;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    client = await connect(db.url);
-  });
-  afterAll(async () => {
-    await client.end();
-    await db.drop();
-  });
+  useDatabaseClient((opened) => ({ client } = opened));
 
   it('reports zeros on an empty corpus, with every configured model present', async () => {
     const collector = embeddingsCollector(OPTIONS);

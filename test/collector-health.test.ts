@@ -1,23 +1,14 @@
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HEALTH_SQL, HEALTH_STATUSES, healthCollector } from '../src/collectors/health.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { collectorContext, connect, undeclaredSamples, valueOf } from './helpers/collector-context.js';
+import { collectorContext, undeclaredSamples, valueOf, useDatabaseClient } from './helpers/collector-context.js';
 import { seedDocuments } from './helpers/seed.js';
 
 const FAMILY = 'rag_health_check_status';
 
 describe('health collector', () => {
-  let db: TestDatabase;
   let client: pg.Client;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    client = await connect(db.url);
-  });
-  afterAll(async () => {
-    await client.end();
-    await db.drop();
-  });
+  useDatabaseClient((opened) => ({ client } = opened));
 
   it('publishes three series per component, exactly one of them 1', async () => {
     const collector = healthCollector();

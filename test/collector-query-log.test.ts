@@ -1,10 +1,10 @@
 import type pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { isHistogramSample, type CollectContext, type HistogramSample, type Sample } from '../src/collectors/collector.js';
 import { queryLogCollector, queryLogSql, type QueryLogCollector, type QueryLogOptions } from '../src/collectors/query-log.js';
 import { DEFAULT_QUERY_BUCKETS } from '../src/config/schema.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { collectorContext, connect, undeclaredSamples, valueOf } from './helpers/collector-context.js';
+import { type TestDatabase } from './helpers/database.js';
+import { collectorContext, connect, undeclaredSamples, valueOf, useDatabaseClient } from './helpers/collector-context.js';
 
 const TYPES = ['vector_search', 'hybrid_search', 'insert'];
 const OPTIONS: QueryLogOptions = { buckets: DEFAULT_QUERY_BUCKETS, queryTypes: TYPES, lookback: 0, batchRows: 250_000, budget: 10_000 };
@@ -35,14 +35,7 @@ describe('query_log collector', () => {
   let client: pg.Client;
   const ctx = () => collectorContext(client);
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    client = await connect(db.url);
-  });
-  afterAll(async () => {
-    await client.end();
-    await db.drop();
-  });
+  useDatabaseClient((opened) => ({ db, client } = opened));
   beforeEach(async () => {
     await client.query('TRUNCATE query_performance_log');
   });

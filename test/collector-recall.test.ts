@@ -1,26 +1,17 @@
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NoDataError } from '../src/collectors/collector.js';
 import { EXACT_PASS, INDEX_PASS, recallCollector, recallOf, recallSearchSql, type RecallOptions } from '../src/collectors/recall.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { collectorContext, connect, undeclaredSamples, valueOf } from './helpers/collector-context.js';
+import { collectorContext, undeclaredSamples, valueOf, useDatabaseClient } from './helpers/collector-context.js';
 import { seedDocuments } from './helpers/seed.js';
 
 const OPTIONS: RecallOptions = { sampleSize: 20, topK: 10, efSearch: 0, dimensions: 3072, budget: 60_000 };
 const LABELS = { indexrelname: 'idx_embeddings_vector' };
 
 describe('recall collector', () => {
-  let db: TestDatabase;
   let client: pg.Client;
   const ctx = () => collectorContext(client);
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    client = await connect(db.url);
-  });
-  afterAll(async () => {
-    await client.end();
-    await db.drop();
-  });
+  useDatabaseClient((opened) => ({ client } = opened));
 
   it('compares id sets', () => {
     expect(recallOf(['a', 'b', 'x'], ['a', 'b', 'c', 'd'])).toBe(0.5);

@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NoDataError, type Sample } from '../src/collectors/collector.js';
 import { QUERY_TEXT_MAX, statementsCollector } from '../src/collectors/statements.js';
 import { LocalCluster } from '../src/db/local-cluster.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { collectorContext, connect, samplesOf, undeclaredSamples, valueOf } from './helpers/collector-context.js';
+import { collectorContext, connect, samplesOf, undeclaredSamples, valueOf, useDatabaseClient } from './helpers/collector-context.js';
 
 const VECTOR_SEARCH = readFileSync(new URL('../sql/queries/vector_search.sql', import.meta.url), 'utf8');
 const queryVector = () => `[${Array.from({ length: 3072 }, () => Math.random().toFixed(4)).join(',')}]`;
@@ -16,16 +15,8 @@ function queryidOf(samples: Sample[], needle: string): string | undefined {
 }
 
 describe('statements collector', () => {
-  let db: TestDatabase;
   let client: pg.Client;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    client = await connect(db.url);
-  });
-  afterAll(async () => {
-    await client.end();
-    await db.drop();
-  });
+  useDatabaseClient((opened) => ({ client } = opened));
 
   it('follows the calls of the shipped vector search, bounded to the top N', async () => {
     const collector = statementsCollector({ topN: 5 });

@@ -1,9 +1,9 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { tablesCollector, type TablesOptions } from '../src/collectors/tables.js';
 import { DEFAULT_MANAGED_TABLES } from '../src/config/schema.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { collectorContext, connect, exporterLogin, flushStats, samplesOf, valueOf } from './helpers/collector-context.js';
+import { type TestDatabase } from './helpers/database.js';
+import { collectorContext, exporterLogin, flushStats, samplesOf, valueOf, useDatabaseClient } from './helpers/collector-context.js';
 
 describe('tables collector', () => {
   let db: TestDatabase;
@@ -12,14 +12,7 @@ describe('tables collector', () => {
   const collect = async (opts = options, c: pg.Client = client) => tablesCollector(opts).collect(collectorContext(c));
   const table = (relname: string) => ({ relname, schemaname: 'public' });
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    client = await connect(db.url);
-  });
-  afterAll(async () => {
-    await client.end();
-    await db.drop();
-  });
+  useDatabaseClient((opened) => ({ db, client } = opened));
 
   it('publishes one series per family for each managed table, and nothing else', async () => {
     const samples = await collect();

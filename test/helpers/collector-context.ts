@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { isHistogramSample, type CollectContext, type Labels, type MetricFamily, type Sample } from '../../src/collectors/collector.js';
 import { createLogger } from '../../src/log.js';
+import { afterAll, beforeAll } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './database.js';
 
 /** A collect() context on one pg client, as the poller would hand it (silent log, empty pool stats). */
 export function collectorContext(client: pg.Client | pg.Pool): CollectContext {
@@ -74,4 +76,23 @@ export function undeclaredSamples(families: readonly MetricFamily[], samples: re
     else if (labels !== [...family.labelNames].sort().join(',')) problems.push(`${sample.family}: labels ${labels} != ${family.labelNames.join(',')}`);
   }
   return problems;
+}
+
+/**
+ * A migrated database of the test file's own and one client on it (application_name pgvector-exporter),
+ * opened before the file's tests and closed after them:
+ *   let db: TestDatabase; let client: pg.Client;
+ *   useDatabaseClient((opened) => ({ db, client } = opened));
+ */
+export function useDatabaseClient(onOpen: (opened: { db: TestDatabase; client: pg.Client }) => void): void {
+  let opened: { db: TestDatabase; client: pg.Client } | undefined;
+  beforeAll(async () => {
+    const db = await createTestDatabase();
+    opened = { db, client: await connect(db.url) };
+    onOpen(opened);
+  });
+  afterAll(async () => {
+    await opened?.client.end();
+    await opened?.db.drop();
+  });
 }
