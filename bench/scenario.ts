@@ -1,3 +1,4 @@
+import type { BenchOptions } from './options.js';
 import { Agent } from 'node:http';
 import { OUR_DEFAULTS_ROLE, OUR_OVERLAP_ROLE, OUR_ROLE, PEER_ROLE, type BenchDatabase } from './database.js';
 import { get, runLoad, scrapeEvery, seriesCount } from './load.js';
@@ -46,14 +47,7 @@ export function peerPerMinuteAt15s(peer: ExporterFigures['dbTime']): number {
   return peer.scrapes === 0 ? NaN : (peer.totalMs / peer.scrapes) * 4;
 }
 
-export interface ScenarioOptions {
-  requests: number;
-  latencySeconds: number;
-  latencyRounds: number;
-  concurrency: number[];
-  dbTimeSeconds: number;
-  scrapeIntervalMs: number;
-}
+export type ScenarioOptions = Pick<BenchOptions, 'requests' | 'latencySeconds' | 'latencyRounds' | 'concurrency' | 'dbTimeSeconds' | 'scrapeIntervalMs'>;
 
 const ROLES = [OUR_ROLE, PEER_ROLE, OUR_DEFAULTS_ROLE, OUR_OVERLAP_ROLE];
 

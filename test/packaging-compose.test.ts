@@ -1,7 +1,6 @@
-import { ScrapeCache } from '../src/metrics/scrape-cache.js';
+import { withBareHttpApp } from './helpers/http-app.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parse } from 'yaml';
@@ -11,8 +10,6 @@ import { loadConfig } from '../src/config/load.js';
 import { FIELDS } from '../src/config/schema.js';
 import { CONNECTION_ENV_VARIABLES } from '../src/db/connection.js';
 import { findBinary, ruleFiles } from '../src/demo/prometheus-stack.js';
-import { createApp } from '../src/http/server.js';
-import { createLogger } from '../src/log.js';
 
 /**
  * No Docker engine here, so docker-compose.yml, the Dockerfile and the files they mount are checked
@@ -278,23 +275,10 @@ describe('Dockerfile', () => {
     const path = /'(\/[a-z]+)'/.exec(healthcheck)![1]!;
     const defaultAddress = /WEB_LISTEN_ADDRESS \|\| '([^']+)'/.exec(healthcheck)![1]!;
     expect(defaultAddress).toBe(FIELDS.find((f) => f.key === 'web.listen_address')!.default);
-    const app = createApp({
-      listenAddress: '127.0.0.1:0',
-      telemetryPath: '/metrics',
-      metrics: () => new ScrapeCache(async () => '').body(),
-      contentType: 'text/plain',
-      ready: () => false,
-      log: createLogger('silent'),
-    });
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    try {
-      const { port } = server.address() as AddressInfo;
-      const response = await fetch(`http://127.0.0.1:${port}${path}`);
+    await withBareHttpApp(false, async (baseUrl) => {
+      const response = await fetch(`${baseUrl}${path}`);
       expect(path).toBe('/healthz');
       expect(response.status).toBe(200);
-    } finally {
-      server.close();
-    }
+    });
   });
 });

@@ -1,7 +1,6 @@
-import { ScrapeCache } from '../src/metrics/scrape-cache.js';
+import { withBareHttpApp } from './helpers/http-app.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
@@ -10,8 +9,6 @@ import { loadConfig } from '../src/config/load.js';
 import { FIELDS } from '../src/config/schema.js';
 import { CONNECTION_ENV_VARIABLES } from '../src/db/connection.js';
 import { findBinary, ruleFiles } from '../src/demo/prometheus-stack.js';
-import { createApp } from '../src/http/server.js';
-import { createLogger } from '../src/log.js';
 
 /** deploy/kubernetes checked against the project: the generated PrometheusRule, and every cross-reference. */
 const ROOT = resolve(import.meta.dirname, '..');
@@ -134,26 +131,13 @@ describe('the Kubernetes manifests', () => {
   });
 
   it('probe paths the HTTP server serves', async () => {
-    const app = createApp({
-      listenAddress: '127.0.0.1:0',
-      telemetryPath: '/metrics',
-      metrics: () => new ScrapeCache(async () => '').body(),
-      contentType: 'text/plain',
-      ready: () => true,
-      log: createLogger('silent'),
-    });
-    const server = app.listen(0, '127.0.0.1');
-    await new Promise((r) => server.once('listening', r));
-    try {
-      const { port } = server.address() as AddressInfo;
+    await withBareHttpApp(true, async (baseUrl) => {
       for (const { container } of exporterContainers) {
         for (const probe of [container.livenessProbe, container.readinessProbe]) {
           expect(probe.httpGet.port).toBe('metrics');
-          expect((await fetch(`http://127.0.0.1:${port}${probe.httpGet.path}`)).status, probe.httpGet.path).toBe(200);
+          expect((await fetch(`${baseUrl}${probe.httpGet.path}`)).status, probe.httpGet.path).toBe(200);
         }
       }
-    } finally {
-      server.close();
-    }
+    });
   });
 });
