@@ -24,12 +24,11 @@ import {
 /** Labels Prometheus adds to every scraped series. */
 const TARGET_LABELS = ['instance', 'job'];
 
-/**
- * An exporter label that collides with a target label is renamed by Prometheus (honor_labels: false, the
- * default): the scheduler's `job` (the maintenance job's name) is `exported_job` in every query.
- */
+/** The exporter publishes no label that collides with a target label (the maintenance job's is `job_name`). */
 function asScraped(labels: string[]): string[] {
-  return labels.map((l) => (TARGET_LABELS.includes(l) ? `exported_${l}` : l));
+  const colliding = labels.filter((l) => TARGET_LABELS.includes(l));
+  if (colliding.length > 0) throw new Error(`an exporter label collides with a target label: ${colliding.join(', ')}`);
+  return labels;
 }
 /** prom-client's default metrics, documented in docs/metrics.md by reference rather than row by row. */
 const DEFAULT_METRIC_PREFIXES = ['process_', 'nodejs_'];

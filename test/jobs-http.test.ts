@@ -74,22 +74,22 @@ describe('serve with a jobs token', () => {
     expect(rows[0]!.details.trigger).toBe('http');
 
     const text = await serve.metrics();
-    expect(sampleValue(text, 'rag_maintenance_job_runs_total', { job: 'analyze', result: 'success' })).toBe(1);
-    expect(sampleValue(text, 'rag_maintenance_job_runs_total', { job: 'analyze', result: 'failure' })).toBe(0);
-    expect(sampleValue(text, 'rag_maintenance_job_last_success_timestamp_seconds', { job: 'analyze' })).toBeGreaterThan(Date.now() / 1000 - 60);
-    expect(sampleValue(text, 'rag_maintenance_job_duration_seconds_count', { job: 'analyze' })).toBe(1);
+    expect(sampleValue(text, 'rag_maintenance_job_runs_total', { job_name: 'analyze', result: 'success' })).toBe(1);
+    expect(sampleValue(text, 'rag_maintenance_job_runs_total', { job_name: 'analyze', result: 'failure' })).toBe(0);
+    expect(sampleValue(text, 'rag_maintenance_job_last_success_timestamp_seconds', { job_name: 'analyze' })).toBeGreaterThan(Date.now() / 1000 - 60);
+    expect(sampleValue(text, 'rag_maintenance_job_duration_seconds_count', { job_name: 'analyze' })).toBe(1);
   });
 
   it('publishes every scheduled job from the start, last success read back from maintenance_log', async () => {
     const text = await serve.metrics();
     for (const job of ['analyze', 'vacuum-analyze', 'reindex-vector', 'log-retention']) {
-      expect(sampleValue(text, 'rag_maintenance_job_running', { job }), job).toBe(0);
-      expect(sampleValue(text, 'rag_maintenance_job_next_run_timestamp_seconds', { job }), job).toBeGreaterThan(Date.now() / 1000);
+      expect(sampleValue(text, 'rag_maintenance_job_running', { job_name: job }), job).toBe(0);
+      expect(sampleValue(text, 'rag_maintenance_job_next_run_timestamp_seconds', { job_name: job }), job).toBeGreaterThan(Date.now() / 1000);
     }
     // backup is disabled by default: no series for it.
-    expect(sampleValue(text, 'rag_maintenance_job_running', { job: 'backup' })).toBeUndefined();
-    expect(sampleValue(text, 'rag_maintenance_job_last_success_timestamp_seconds', { job: 'vacuum-analyze' })).toBe(lastSuccess.getTime() / 1000);
-    expect(sampleValue(text, 'rag_maintenance_job_last_success_timestamp_seconds', { job: 'reindex-vector' })).toBe(0);
+    expect(sampleValue(text, 'rag_maintenance_job_running', { job_name: 'backup' })).toBeUndefined();
+    expect(sampleValue(text, 'rag_maintenance_job_last_success_timestamp_seconds', { job_name: 'vacuum-analyze' })).toBe(lastSuccess.getTime() / 1000);
+    expect(sampleValue(text, 'rag_maintenance_job_last_success_timestamp_seconds', { job_name: 'reindex-vector' })).toBe(0);
   });
 
   it('a failing job answers 500, is recorded and counted, and the exporter carries on', async () => {
@@ -102,7 +102,7 @@ describe('serve with a jobs token', () => {
     // /metrics renders at most once a second: wait for the render that follows the run.
     const text = await eventually(async () => {
       const t = await serve.metrics();
-      return sampleValue(t, 'rag_maintenance_job_runs_total', { job: 'backup', result: 'failure' }) === 1 ? t : undefined;
+      return sampleValue(t, 'rag_maintenance_job_runs_total', { job_name: 'backup', result: 'failure' }) === 1 ? t : undefined;
     }, 'the failure counted in /metrics', 10_000);
     expect(sampleValue(text, 'pg_up')).toBe(1);
     expect((await fetch(`${serve.url}/healthz`)).status).toBe(200);
@@ -124,7 +124,7 @@ describe('serve with a jobs token', () => {
     await blocker.query('BEGIN');
     await blocker.query('LOCK TABLE key_concepts IN ACCESS EXCLUSIVE MODE');
     const first = post(`${serve.url}/jobs/vacuum-analyze/run`, { Authorization: `Bearer ${TOKEN}` });
-    await eventually(async () => sampleValue(await serve.metrics(), 'rag_maintenance_job_running', { job: 'vacuum-analyze' }) === 1, 'vacuum-analyze running');
+    await eventually(async () => sampleValue(await serve.metrics(), 'rag_maintenance_job_running', { job_name: 'vacuum-analyze' }) === 1, 'vacuum-analyze running');
     const second = await post(`${serve.url}/jobs/vacuum-analyze/run`, { Authorization: `Bearer ${TOKEN}` });
     expect(second.status).toBe(409);
     expect(await second.json()).toMatchObject({ result: 'skipped', skip_reason: 'already-running' });
@@ -146,7 +146,7 @@ describe('serve without a jobs token, or with --no-jobs', () => {
     try {
       const response = await post(`${serve.url}/jobs/analyze/run`, { Authorization: `Bearer ${TOKEN}` });
       expect(response.status).toBe(404);
-      expect(sampleValue(await serve.metrics(), 'rag_maintenance_job_running', { job: 'analyze' })).toBe(0);
+      expect(sampleValue(await serve.metrics(), 'rag_maintenance_job_running', { job_name: 'analyze' })).toBe(0);
     } finally {
       await serve.stop();
     }
@@ -158,7 +158,7 @@ describe('serve without a jobs token, or with --no-jobs', () => {
       expect((await post(`${serve.url}/jobs/analyze/run`, { Authorization: `Bearer ${TOKEN}` })).status).toBe(404);
       const text = await serve.metrics();
       expect(text).toContain('# TYPE rag_maintenance_job_runs_total counter');
-      expect(sampleValue(text, 'rag_maintenance_job_running', { job: 'analyze' })).toBeUndefined();
+      expect(sampleValue(text, 'rag_maintenance_job_running', { job_name: 'analyze' })).toBeUndefined();
     } finally {
       expect((await serve.stop()).code).toBe(0);
     }

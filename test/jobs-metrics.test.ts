@@ -18,21 +18,21 @@ describe('job metrics', () => {
     const registry = new Registry();
     const metrics = new JobMetrics(registry);
     metrics.seed(['analyze', 'backup']);
-    expect(await value(registry, 'rag_maintenance_job_runs_total', { job: 'analyze', result: 'failure' })).toBe(0);
-    expect(await value(registry, 'rag_maintenance_job_last_success_timestamp_seconds', { job: 'analyze' })).toBe(0);
+    expect(await value(registry, 'rag_maintenance_job_runs_total', { job_name: 'analyze', result: 'failure' })).toBe(0);
+    expect(await value(registry, 'rag_maintenance_job_last_success_timestamp_seconds', { job_name: 'analyze' })).toBe(0);
     expect(await value(registry, 'rag_backup_last_size_bytes')).toBe(0);
 
     const t1 = new Date('2026-03-01T02:00:00Z');
     const t2 = new Date('2026-03-02T02:00:00Z');
     // Another replica's success, read from maintenance_log.
     metrics.applyHistory(['analyze', 'backup'], { lastSuccess: new Map([['analyze', t2], ['backup', t1]]), lastRun: new Map([['analyze', t2]]), lastBackupSizeBytes: 1234 });
-    expect(await value(registry, 'rag_maintenance_job_last_success_timestamp_seconds', { job: 'analyze' })).toBe(t2.getTime() / 1000);
+    expect(await value(registry, 'rag_maintenance_job_last_success_timestamp_seconds', { job_name: 'analyze' })).toBe(t2.getTime() / 1000);
     expect(await value(registry, 'rag_backup_last_size_bytes')).toBe(1234);
     // An older local run (or older history) never moves it back; a skip counts but is no success.
     metrics.finished(result('analyze', 'skipped', t1, { skipReason: 'locked' }));
     metrics.applyHistory(['analyze'], { lastSuccess: new Map([['analyze', t1]]), lastRun: new Map() });
-    expect(await value(registry, 'rag_maintenance_job_last_success_timestamp_seconds', { job: 'analyze' })).toBe(t2.getTime() / 1000);
-    expect(await value(registry, 'rag_maintenance_job_runs_total', { job: 'analyze', result: 'skipped' })).toBe(1);
+    expect(await value(registry, 'rag_maintenance_job_last_success_timestamp_seconds', { job_name: 'analyze' })).toBe(t2.getTime() / 1000);
+    expect(await value(registry, 'rag_maintenance_job_runs_total', { job_name: 'analyze', result: 'skipped' })).toBe(1);
   });
 
   it('keeps the running gauge while a second request for a running job is refused', async () => {
@@ -41,8 +41,8 @@ describe('job metrics', () => {
     metrics.seed(['vacuum-analyze']);
     metrics.started('vacuum-analyze');
     metrics.finished(result('vacuum-analyze', 'skipped', new Date(), { skipReason: 'already-running' }));
-    expect(await value(registry, 'rag_maintenance_job_running', { job: 'vacuum-analyze' })).toBe(1);
+    expect(await value(registry, 'rag_maintenance_job_running', { job_name: 'vacuum-analyze' })).toBe(1);
     metrics.finished(result('vacuum-analyze', 'success', new Date(), { backupSizeBytes: undefined }));
-    expect(await value(registry, 'rag_maintenance_job_running', { job: 'vacuum-analyze' })).toBe(0);
+    expect(await value(registry, 'rag_maintenance_job_running', { job_name: 'vacuum-analyze' })).toBe(0);
   });
 });

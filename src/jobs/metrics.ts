@@ -14,12 +14,12 @@ export const JOB_RESULTS = ['success', 'failure', 'skipped'] as const;
 const DURATION_BUCKETS = [0.1, 0.5, 1, 5, 15, 60, 300, 900, 1800, 3600, 7200, 14400];
 
 export class JobMetrics implements RunObserver {
-  private readonly runs: Counter<'job' | 'result'>;
-  private readonly duration: Histogram<'job'>;
-  private readonly lastSuccess: Gauge<'job'>;
-  private readonly lastRun: Gauge<'job'>;
-  private readonly nextRun: Gauge<'job'>;
-  private readonly running: Gauge<'job'>;
+  private readonly runs: Counter<'job_name' | 'result'>;
+  private readonly duration: Histogram<'job_name'>;
+  private readonly lastSuccess: Gauge<'job_name'>;
+  private readonly lastRun: Gauge<'job_name'>;
+  private readonly nextRun: Gauge<'job_name'>;
+  private readonly running: Gauge<'job_name'>;
   private readonly backupSize: Gauge;
   private readonly lastSuccessSeconds = new Map<JobName, number>();
   private readonly lastRunSeconds = new Map<JobName, number>();
@@ -27,23 +27,23 @@ export class JobMetrics implements RunObserver {
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.runs = new Counter({ name: 'rag_maintenance_job_runs_total', help: 'Maintenance job runs by result (success, failure, skipped).', labelNames: ['job', 'result'], registers });
-    this.duration = new Histogram({ name: 'rag_maintenance_job_duration_seconds', help: 'Duration of maintenance job runs that were not skipped.', labelNames: ['job'], buckets: DURATION_BUCKETS, registers });
-    this.lastSuccess = new Gauge({ name: 'rag_maintenance_job_last_success_timestamp_seconds', help: 'Unix time the job last succeeded on this database, by this or another sidecar (maintenance_log, re-read every minute), 0 = never.', labelNames: ['job'], registers });
-    this.lastRun = new Gauge({ name: 'rag_maintenance_job_last_run_timestamp_seconds', help: 'Unix time the last run of the job ended, whatever its result, 0 = never.', labelNames: ['job'], registers });
-    this.nextRun = new Gauge({ name: 'rag_maintenance_job_next_run_timestamp_seconds', help: 'Unix time of the next scheduled run of the job.', labelNames: ['job'], registers });
-    this.running = new Gauge({ name: 'rag_maintenance_job_running', help: '1 while the job runs in this process, else 0.', labelNames: ['job'], registers });
+    this.runs = new Counter({ name: 'rag_maintenance_job_runs_total', help: 'Maintenance job runs by result (success, failure, skipped).', labelNames: ['job_name', 'result'], registers });
+    this.duration = new Histogram({ name: 'rag_maintenance_job_duration_seconds', help: 'Duration of maintenance job runs that were not skipped.', labelNames: ['job_name'], buckets: DURATION_BUCKETS, registers });
+    this.lastSuccess = new Gauge({ name: 'rag_maintenance_job_last_success_timestamp_seconds', help: 'Unix time the job last succeeded on this database, by this or another sidecar (maintenance_log, re-read every minute), 0 = never.', labelNames: ['job_name'], registers });
+    this.lastRun = new Gauge({ name: 'rag_maintenance_job_last_run_timestamp_seconds', help: 'Unix time the last run of the job ended, whatever its result, 0 = never.', labelNames: ['job_name'], registers });
+    this.nextRun = new Gauge({ name: 'rag_maintenance_job_next_run_timestamp_seconds', help: 'Unix time of the next scheduled run of the job.', labelNames: ['job_name'], registers });
+    this.running = new Gauge({ name: 'rag_maintenance_job_running', help: '1 while the job runs in this process, else 0.', labelNames: ['job_name'], registers });
     this.backupSize = new Gauge({ name: 'rag_backup_last_size_bytes', help: 'Size of the last successful backup dump, 0 = none yet.', registers });
   }
 
   /** Creates every series of the given jobs at 0. */
   seed(jobs: readonly JobName[]): void {
     for (const job of jobs) {
-      for (const result of JOB_RESULTS) this.runs.inc({ job, result }, 0);
-      this.duration.zero({ job });
-      this.lastSuccess.set({ job }, this.lastSuccessSeconds.get(job) ?? 0);
-      this.lastRun.set({ job }, this.lastRunSeconds.get(job) ?? 0);
-      this.running.set({ job }, 0);
+      for (const result of JOB_RESULTS) this.runs.inc({ job_name: job, result }, 0);
+      this.duration.zero({ job_name: job });
+      this.lastSuccess.set({ job_name: job }, this.lastSuccessSeconds.get(job) ?? 0);
+      this.lastRun.set({ job_name: job }, this.lastRunSeconds.get(job) ?? 0);
+      this.running.set({ job_name: job }, 0);
     }
     if (jobs.includes('backup')) this.backupSize.set(this.backupSizeBytes ?? 0);
   }
@@ -62,30 +62,30 @@ export class JobMetrics implements RunObserver {
   }
 
   /** Moves a timestamp gauge forward only; true when it moved. */
-  private advance(gauge: Gauge<'job'>, seen: Map<JobName, number>, job: JobName, at: Date | undefined): boolean {
+  private advance(gauge: Gauge<'job_name'>, seen: Map<JobName, number>, job: JobName, at: Date | undefined): boolean {
     const value = at ? at.getTime() / 1000 : 0;
     if (value <= (seen.get(job) ?? 0)) return false;
     seen.set(job, value);
-    gauge.set({ job }, value);
+    gauge.set({ job_name: job }, value);
     return true;
   }
 
   setNextRun(job: JobName, at: Date | null): void {
-    if (at) this.nextRun.set({ job }, at.getTime() / 1000);
-    else this.nextRun.remove({ job });
+    if (at) this.nextRun.set({ job_name: job }, at.getTime() / 1000);
+    else this.nextRun.remove({ job_name: job });
   }
 
   started(job: JobName): void {
-    this.running.set({ job }, 1);
+    this.running.set({ job_name: job }, 1);
   }
 
   finished(result: RunResult): void {
     const job = result.job;
     // A run refused before it started (one already running here, outside the window) leaves the gauge alone.
-    if (!EARLY_SKIPS.has(result.skipReason ?? '')) this.running.set({ job }, 0);
-    this.runs.inc({ job, result: result.result });
+    if (!EARLY_SKIPS.has(result.skipReason ?? '')) this.running.set({ job_name: job }, 0);
+    this.runs.inc({ job_name: job, result: result.result });
     this.advance(this.lastRun, this.lastRunSeconds, job, result.finishedAt);
-    if (result.result !== 'skipped') this.duration.observe({ job }, result.durationSeconds);
+    if (result.result !== 'skipped') this.duration.observe({ job_name: job }, result.durationSeconds);
     if (result.result === 'success') this.advance(this.lastSuccess, this.lastSuccessSeconds, job, result.finishedAt);
     if (result.backupSizeBytes !== undefined) {
       this.backupSizeBytes = result.backupSizeBytes;
