@@ -42,7 +42,7 @@ export const COLLECTOR_FACTORIES: Record<CollectorName, (config: Config) => Coll
       dimensions: config.embeddings.dimensions,
       budget: config.collectors.recall.timeout,
     }),
-  statements: (config) => statementsCollector({ topN: config.statements.top_n }),
+  statements: (config) => statementsCollector({ topN: config.statements.top_n, queryText: config.statements.query_text }),
 };
 
 /** The enabled collectors, in COLLECTOR_NAMES order. */

@@ -40,7 +40,7 @@ const FAMILIES = {
   },
   info: {
     name: 'pgvector_statements_query_info',
-    help: 'The normalized text of a top vector statement (value 1), without comments, whitespace collapsed, cut to 100 characters.',
+    help: 'The normalized text of a top vector statement (value 1), without comments, whitespace collapsed, cut to 100 characters; only with statements.query_text and only for statements pg_stat_statements normalized.',
     type: 'gauge',
     labelNames: ['queryid', 'query'],
   },
@@ -125,7 +125,22 @@ export function queryLabel(text: string): string {
   return flat.length > QUERY_TEXT_MAX ? `${flat.slice(0, QUERY_TEXT_MAX - 3)}...` : flat;
 }
 
-export function statementsSamples(rows: readonly Row[]): Sample[] {
+/** Statements pg_stat_statements plans and normalizes; everything else is a utility statement kept verbatim. */
+const OPTIMIZABLE = /^(select|insert|update|delete|with|values|table|merge)\b/i;
+
+/**
+ * True when the text can carry no literal: an optimizable statement (its constants became $n) with no
+ * quoted string, dollar-quoted body or bare number left. Conservative on purpose: a statement with a
+ * type modifier such as vector(3) is left out rather than risk a literal.
+ */
+export function isNormalizedStatement(text: string): boolean {
+  const flat = queryLabel(text);
+  if (!OPTIMIZABLE.test(flat)) return false;
+  if (/'/.test(flat) || /\$[A-Za-z_]*\$/.test(flat)) return false;
+  return !/(?<![\w$.])\d/.test(flat);
+}
+
+export function statementsSamples(rows: readonly Row[], options: { queryText?: boolean } = {}): Sample[] {
   const first = rows[0];
   const samples: Sample[] = [
     { family: FAMILIES.allCalls.name, value: Number(first?.all_calls ?? 0) },
@@ -141,8 +156,10 @@ export function statementsSamples(rows: readonly Row[]): Sample[] {
       { family: FAMILIES.seconds.name, labels, value: Number(row.seconds) },
       { family: FAMILIES.rows.name, labels, value: Number(row.rows) },
       { family: FAMILIES.mean.name, labels, value: calls > 0 ? Number(row.seconds) / calls : 0 },
-      { family: FAMILIES.info.name, labels: { ...labels, query: queryLabel(row.query) }, value: 1 },
     );
+    if (options.queryText && isNormalizedStatement(row.query)) {
+      samples.push({ family: FAMILIES.info.name, labels: { ...labels, query: queryLabel(row.query) }, value: 1 });
+    }
   }
   return samples;
 }
@@ -153,14 +170,20 @@ async function extensionSchema(query: QueryFn): Promise<string> {
   return row.schema;
 }
 
-export function statementsCollector(options: { topN: number }): Collector {
+export interface StatementsOptions {
+  topN: number;
+  /** Publish pgvector_statements_query_info (normalized statements only); off by default. */
+  queryText?: boolean;
+}
+
+export function statementsCollector(options: StatementsOptions): Collector {
   return {
     name: 'statements',
     families: Object.values(FAMILIES),
     async collect({ query }) {
       const schema = await extensionSchema(query);
       try {
-        return statementsSamples(await query<Row>(statementsSql(schema), [options.topN]));
+        return statementsSamples(await query<Row>(statementsSql(schema), [options.topN]), options);
       } catch (err) {
         // 55000: created but not in shared_preload_libraries ("must be loaded via shared_preload_libraries").
         if ((err as { code?: string }).code === '55000') throw new NoDataError((err as Error).message);

@@ -176,6 +176,7 @@ export const FIELDS: FieldSpec[] = [
   { key: 'recall.top_k', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 10, help: 'neighbours compared per query' },
   { key: 'recall.ef_search', type: 'int', parse: (v) => parseInteger(v, 0, 1000), default: 0, help: 'hnsw.ef_search for the index pass (0 = the server default)' },
   { key: 'statements.top_n', type: 'int', parse: (v) => parseInteger(v, 1, 500), default: 20, help: 'pgvector statements reported from pg_stat_statements' },
+  { key: 'statements.query_text', type: 'bool', parse: parseBoolean, default: false, help: 'publish the text of normalized statements in pgvector_statements_query_info (utility statements, whose literals pg_stat_statements keeps, never)' },
 
   { key: 'jobs.enabled', type: 'bool', parse: parseBoolean, default: true, env: 'JOBS_ENABLED', help: 'run the maintenance scheduler in serve (--no-jobs turns it off)' },
   { key: 'jobs.api_token', type: 'string', parse: parseString, default: undefined, env: 'JOBS_API_TOKEN', help: 'bearer token enabling POST /jobs/<name>/run (endpoint absent without it)' },
@@ -227,7 +228,7 @@ export interface Config {
   query_log: { buckets: number[]; query_types: string[]; lookback: number; batch_rows: number };
   embeddings: { dimensions: number; models: string[] };
   recall: { sample_size: number; top_k: number; ef_search: number };
-  statements: { top_n: number };
+  statements: { top_n: number; query_text: boolean };
   jobs: {
     enabled: boolean;
     api_token?: string;
