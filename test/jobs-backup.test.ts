@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { clientEnvironment } from '../src/jobs/backup.js';
 import { adminQuery, adminUrl, createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { insertDocuments, testConfig, testRunner, type TestRunner } from './helpers/jobs.js';
 import { PASSWORD_CHECKED_ROLE } from './helpers/server.js';
+import { CLI } from './helpers/cli.js';
 
 describe('backup', () => {
   let db: TestDatabase;
@@ -115,6 +116,78 @@ describe('backup', () => {
       expect(readdirSync(dir).filter((f) => f.endsWith('.partial'))).toEqual([]);
     } finally {
       await missing.close();
+    }
+  });
+
+  it('writes dumps 0600 into a directory it creates 0700', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'pgvector-exporter-backups-mode-'));
+    const own = join(parent, 'nested', 'dumps');
+    const modes = testRunner(db.url, testConfig((c) => Object.assign(c.jobs.backup, { directory: own })));
+    try {
+      const result = await modes.runner.run('backup', { trigger: 'manual' });
+      expect(result.result, result.message).toBe('success');
+      expect(statSync(own).mode & 0o777).toBe(0o700);
+      expect(statSync(join(parent, 'nested')).mode & 0o777).toBe(0o700);
+      const dumps = readdirSync(own);
+      expect(dumps).toHaveLength(1);
+      expect(statSync(join(own, dumps[0]!)).mode & 0o777).toBe(0o600);
+    } finally {
+      await modes.close();
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  it('fails clearly on a backup directory under /proc, and the event loop keeps turning meanwhile', async () => {
+    // Node's recursive mkdir never returns on procfs (it loops on ENOENT); the job used to freeze the process.
+    const proc = testRunner(db.url, testConfig((c) => Object.assign(c.jobs.backup, { directory: '/proc/self/pgvector-backups/x' })));
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 10);
+    try {
+      const result = await proc.runner.run('backup', { trigger: 'manual' });
+      expect(result.result).toBe('failure');
+      expect(result.message).toMatch(/cannot create backup directory \/proc\/self\/pgvector-backups\/x: ENOENT/);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(ticks).toBeGreaterThan(0);
+    } finally {
+      clearInterval(ticker);
+      await proc.close();
+    }
+  });
+
+  it('`jobs run backup` stops within the shutdown grace on SIGTERM while pg_dump waits for a lock', async () => {
+    const own = mkdtempSync(join(tmpdir(), 'pgvector-exporter-backups-sigterm-'));
+    const config = join(own, 'config.yaml');
+    writeFileSync(config, `jobs:\n  backup:\n    directory: ${join(own, 'dumps')}\n    lock_timeout: 0\n`);
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE source_lines IN ACCESS EXCLUSIVE MODE');
+      const child = spawn(process.execPath, [CLI, 'jobs', 'run', 'backup', '--config', config], {
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: db.url },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      // pg_dump is waiting for the lock: its session shows up blocked in pg_stat_activity.
+      await expect
+        .poll(async () => (await db.pool.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'pgvector-exporter-backup' AND wait_event_type = 'Lock'")).rows[0].n, { timeout: 30_000, interval: 100 })
+        .toBe(1);
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const code = await exited;
+      clearTimeout(timer);
+      expect(code, output).not.toBeNull(); // exited by itself, not killed by the guard above
+      expect(code).not.toBe(0);
+      expect(output).toMatch(/backup: failure/);
+      expect(readdirSync(join(own, 'dumps')).filter((f) => f.endsWith('.partial'))).toEqual([]);
+      const row = await db.pool.query("SELECT status FROM maintenance_log WHERE job = 'backup' ORDER BY id DESC LIMIT 1");
+      expect(row.rows[0]?.status).toBe('failed');
+    } finally {
+      await blocker.end();
+      rmSync(own, { recursive: true, force: true });
     }
   });
 });

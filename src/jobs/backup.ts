@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmod, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import type { ConnectionSettings } from '../db/connection.js';
 import { redactSecrets } from '../log.js';
 import { JobFailure, type Job, type JobContext } from './job.js';
@@ -12,6 +12,11 @@ import { JobFailure, type Job, type JobContext } from './job.js';
  * older than `retention` (by the timestamp in their name) are then deleted, as are `.partial` leftovers
  * of an interrupted run. The password reaches pg_dump through PGPASSWORD, never its command line
  * (which any local user can read in /proc).
+ *
+ * Dumps hold the whole database: they are written mode 0600 (created empty 0600 before pg_dump opens it, so it is never readable by others) into a
+ * directory created 0700. Every file-system call is asynchronous and checks the job's AbortSignal
+ * between steps, so a slow or strange file system (procfs, where a recursive mkdir never returns)
+ * neither freezes the event loop nor outlives SIGTERM.
  */
 export interface BackupOptions {
   directory: string;
@@ -39,7 +44,7 @@ export function backupJob(options: BackupOptions): Job {
       const now = new Date();
       const target = join(options.directory, `${prefix}${timestamp(now)}.dump`);
       const partial = `${target}.partial`;
-      const existing = listDumps(options.directory, prefix);
+      const existing = await listDumps(options.directory, prefix);
       const expired = existing.dumps.filter((d) => now.getTime() - d.takenAt.getTime() > options.retentionMs).map((d) => d.name);
       const dumpArgs = ['--format=custom', `--file=${partial}`, ...(options.lockTimeoutMs > 0 ? [`--lock-wait-timeout=${options.lockTimeoutMs}`] : [])];
       return {
@@ -53,11 +58,13 @@ export function backupJob(options: BackupOptions): Job {
         ],
         details: { database, file: target, directory: options.directory, expired, stale_partials: existing.partials },
         execute: async () => {
-          for (const name of existing.partials) unlinkSync(join(options.directory, name));
+          for (const name of existing.partials) await unlink(join(options.directory, name)).catch(() => undefined);
           const entries = await dumpAndVerify(ctx, options, dumpArgs, partial);
-          renameSync(partial, target);
-          const size = statSync(target).size;
-          for (const name of expired) unlinkSync(join(options.directory, name));
+          ctx.signal.throwIfAborted();
+          await chmod(partial, 0o600);
+          await rename(partial, target);
+          const size = (await stat(target)).size;
+          for (const name of expired) await unlink(join(options.directory, name)).catch(() => undefined);
           return {
             message: `dumped ${database} to ${target} (${size} bytes, ${entries} archive entries verified); deleted ${expired.length} expired dump(s)`,
             details: { size_bytes: size, archive_entries: entries, deleted: expired },
@@ -70,24 +77,18 @@ export function backupJob(options: BackupOptions): Job {
 }
 
 async function dumpAndVerify(ctx: JobContext, options: BackupOptions, dumpArgs: string[], partial: string): Promise<number> {
-  try {
-    mkdirSync(options.directory, { recursive: true });
-  } catch (err) {
-    throw new JobFailure(`cannot create backup directory ${options.directory}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
+  await makeBackupDirectory(options.directory, ctx.signal);
   const env = clientEnvironment(ctx.connection);
   try {
+    // pg_dump --file opens with O_TRUNC and keeps the mode of an existing file.
+    await (await open(partial, 'wx', 0o600)).close();
     await runProgram(options.pgDump, dumpArgs, env, ctx.signal, options.timeoutMs);
     const listing = await runProgram(options.pgRestore, ['--list', partial], env, ctx.signal, options.timeoutMs);
     const entries = listing.split('\n').filter((line) => /^\d+;/.test(line)).length;
     if (entries === 0) throw new JobFailure(`${partial}: pg_restore --list found no archive entries`);
     return entries;
   } catch (err) {
-    try {
-      unlinkSync(partial);
-    } catch {
-      /* pg_dump may not have created it */
-    }
+    await unlink(partial).catch(() => undefined); // pg_dump may not have created it
     throw err;
   }
 }
@@ -129,10 +130,35 @@ function runProgram(program: string, args: string[], env: NodeJS.ProcessEnv, sig
   });
 }
 
-function listDumps(directory: string, prefix: string): { dumps: DumpFile[]; partials: string[] } {
+/**
+ * mkdir -p, one component at a time and mode 0700 for what it creates (an existing directory keeps its
+ * mode: the operator chose it). Node's recursive mkdir loops forever where mkdir answers ENOENT for a
+ * parent that exists (procfs, sysfs); here such an answer is a clear failure, and the walk is bounded by
+ * the path's depth and stops at SIGTERM.
+ */
+export async function makeBackupDirectory(directory: string, signal: AbortSignal): Promise<void> {
+  const target = resolve(directory);
+  const chain: string[] = [];
+  for (let dir = target; dir !== dirname(dir); dir = dirname(dir)) chain.unshift(dir);
+  for (const dir of chain) {
+    signal.throwIfAborted();
+    try {
+      await mkdir(dir, { mode: 0o700 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') throw new JobFailure(`cannot create backup directory ${target}: ${code ?? String(err)} at ${dir}`);
+    }
+    const info = await stat(dir).catch((err: NodeJS.ErrnoException) => {
+      throw new JobFailure(`cannot create backup directory ${target}: ${err.code ?? String(err)} at ${dir}`);
+    });
+    if (!info.isDirectory()) throw new JobFailure(`cannot create backup directory ${target}: ${dir} is not a directory`);
+  }
+}
+
+async function listDumps(directory: string, prefix: string): Promise<{ dumps: DumpFile[]; partials: string[] }> {
   let names: string[];
   try {
-    names = readdirSync(directory);
+    names = await readdir(directory);
   } catch {
     return { dumps: [], partials: [] };
   }
