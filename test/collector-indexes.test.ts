@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INDEXES_SQL, indexSamples, indexesCollector, recommendedLists, type IndexRow, type IndexesOptions } from '../src/collectors/indexes.js';
+import { INDEXES_SQL, indexSamples, indexesCollector, type IndexRow, type IndexesOptions } from '../src/collectors/indexes.js';
+import { recommendedLists } from '../src/pgvector/vector-index.js';
 import { DEFAULT_MANAGED_TABLES } from '../src/config/schema.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { collectorContext, connect, exporterLogin, flushStats, samplesOf, valueOf } from './helpers/collector-context.js';

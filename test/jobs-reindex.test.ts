@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decideReindex, wantedLists } from '../src/jobs/reindex-vector.js';
+import { decideReindex } from '../src/jobs/reindex-vector.js';
+import { recommendedLists } from '../src/pgvector/vector-index.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { flushStats, insertDocuments, maintenanceRows, randomVector, testConfig, testRunner, type TestRunner } from './helpers/jobs.js';
 
@@ -204,8 +205,8 @@ describe('reindex-vector with a misconfigured index name', () => {
 describe('the reindex decision', () => {
   const counters = { inserted: 1000, updated: 0, hotUpdated: 0, deleted: 0 };
   it('follows pgvector lists advice: rows/1000 up to 1M rows, sqrt(rows) above', () => {
-    expect(wantedLists(250_000)).toBe(250);
-    expect(wantedLists(4_000_000)).toBe(2000);
+    expect(recommendedLists(250_000)).toBe(250);
+    expect(recommendedLists(4_000_000)).toBe(2000);
     expect(decideReindex({ force: false, valid: true, rows: 250_000, counters, baseline: counters, changeThreshold: 0.2, lists: 100, listsGrowthFactor: 2 }).reasons).toEqual([
       'lists=100 but 250000 rows want ~250',
     ]);

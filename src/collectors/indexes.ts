@@ -1,4 +1,13 @@
 import type { Config } from '../config/schema.js';
+import {
+  INDEX_CATALOG_COLUMNS,
+  INDEX_CATALOG_FROM,
+  VECTOR_INDEX_DEFAULTS,
+  VECTOR_METHODS,
+  ivfflatLists,
+  recommendedLists,
+  type IndexCatalogRow,
+} from '../pgvector/vector-index.js';
 import type { Collector, MetricFamily, Sample } from './collector.js';
 
 /**
@@ -88,35 +97,20 @@ const FAMILIES = {
   },
 } satisfies Record<string, MetricFamily>;
 
-/** pgvector's access methods and the defaults of their reloptions (pgvector 0.8 README). */
-const VECTOR_METHODS = new Set(['hnsw', 'ivfflat']);
-const DEFAULTS = { m: '16', ef_construction: '64', lists: '100' };
-
-const option = (name: string) => `(SELECT option_value FROM pg_options_to_table(i.reloptions) WHERE option_name = '${name}') AS ${name}`;
-
 /**
  * The statistics functions are called for these indexes only (pg_stat_user_indexes would compute every
- * index of the database first). The dimensions are the typmod of the index's first column, which for an
- * expression index such as (embedding::halfvec(3072)) is the expression's type, halfvec(3072).
+ * index of the database first). The catalog part (names, method, opclass, dimensions, build
+ * parameters) is pgvector/vector-index.ts's, shared with the reindex-vector job.
  */
 export const INDEXES_SQL = `
-SELECT n.nspname AS schemaname, t.relname, i.relname AS indexrelname,
-       x.indisvalid AS valid, x.indisready AS ready,
+SELECT ${INDEX_CATALOG_COLUMNS},
        pg_relation_size(i.oid)::float8 AS size_bytes,
        pg_stat_get_numscans(i.oid)::float8 AS idx_scan,
        pg_stat_get_tuples_returned(i.oid)::float8 AS idx_tup_read,
-       am.amname AS method, opc.opcname AS opclass, a.atttypmod AS typmod,
-       ${option('m')}, ${option('ef_construction')}, ${option('lists')},
        pg_stat_get_live_tuples(t.oid)::float8 AS table_live_tuples,
        pg_stat_get_dead_tuples(t.oid)::float8 AS table_dead_tuples,
        pg_size_bytes(current_setting('shared_buffers'))::float8 AS shared_buffers_bytes
-  FROM pg_index x
-  JOIN pg_class i ON i.oid = x.indexrelid
-  JOIN pg_class t ON t.oid = x.indrelid
-  JOIN pg_namespace n ON n.oid = t.relnamespace
-  JOIN pg_am am ON am.oid = i.relam
-  LEFT JOIN pg_opclass opc ON opc.oid = x.indclass[0]
-  LEFT JOIN pg_attribute a ON a.attrelid = i.oid AND a.attnum = 1
+  FROM ${INDEX_CATALOG_FROM}
  WHERE n.nspname = $1 AND t.relname = ANY($2::text[])`;
 
 /** Whether each expected index name exists in the schema, as an index or a partitioned index. */
@@ -136,21 +130,10 @@ SELECT c.relname, p.phase, count(*)::float8 AS builds,
  WHERE p.datname = current_database()
  GROUP BY c.relname, p.phase`;
 
-export interface IndexRow extends Record<string, unknown> {
-  schemaname: string;
-  relname: string;
-  indexrelname: string;
-  valid: boolean;
-  ready: boolean;
+export interface IndexRow extends IndexCatalogRow {
   size_bytes: number | null;
   idx_scan: number | null;
   idx_tup_read: number | null;
-  method: string;
-  opclass: string | null;
-  typmod: number | null;
-  m: string | null;
-  ef_construction: string | null;
-  lists: string | null;
   table_live_tuples: number | null;
   table_dead_tuples: number | null;
   shared_buffers_bytes: number;
@@ -171,12 +154,6 @@ export interface BuildRow extends Record<string, unknown> {
   tuples_total: number | null;
 }
 
-/** pgvector's IVFFlat guidance: rows / 1000 up to 1M rows, sqrt(rows) above; never fewer than 1 list. */
-export function recommendedLists(rows: number): number {
-  const lists = rows <= 1_000_000 ? rows / 1000 : Math.sqrt(rows);
-  return Math.max(1, Math.round(lists));
-}
-
 export function indexSamples(row: IndexRow): Sample[] {
   const labels = { schemaname: row.schemaname, relname: row.relname, indexrelname: row.indexrelname };
   const samples: Sample[] = [
@@ -193,15 +170,15 @@ export function indexSamples(row: IndexRow): Sample[] {
 function vectorSamples(row: IndexRow): Sample[] {
   const labels = { relname: row.relname, indexrelname: row.indexrelname };
   const hnsw = row.method === 'hnsw';
-  const lists = hnsw ? undefined : Number(row.lists ?? DEFAULTS.lists);
+  const lists = hnsw ? undefined : ivfflatLists(row.lists);
   const info = {
     ...labels,
     method: row.method,
     opclass: row.opclass ?? '',
     // A typmod of -1 means the column declares no dimensions (pgvector refuses to index those).
     dimensions: row.typmod !== null && row.typmod > 0 ? String(row.typmod) : '',
-    m: hnsw ? (row.m ?? DEFAULTS.m) : '',
-    ef_construction: hnsw ? (row.ef_construction ?? DEFAULTS.ef_construction) : '',
+    m: hnsw ? (row.m ?? String(VECTOR_INDEX_DEFAULTS.m)) : '',
+    ef_construction: hnsw ? (row.ef_construction ?? String(VECTOR_INDEX_DEFAULTS.ef_construction)) : '',
     lists: lists === undefined ? '' : String(lists),
   };
   const samples: Sample[] = [

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { quoteQualified } from '../db/identifiers.js';
+import { INDEX_BY_NAME_SQL, ivfflatLists, recommendedLists, type IndexCatalogRow } from '../pgvector/vector-index.js';
 import { JobFailure, type Job, type JobContext, type JobPlan } from './job.js';
 
 /**
@@ -8,7 +9,7 @@ import { JobFailure, type Job, type JobContext, type JobPlan } from './job.js';
  *  - rows inserted, updated (non-HOT) or deleted since the last rebuild exceed change_threshold of the
  *    table: an HNSW graph degrades as vectors are replaced, an IVFFlat's centroids go stale;
  *  - IVFFlat only: the table grew so far that the lists chosen at build time no longer fit
- *    (pgvector's advice: rows/1000 up to 1M rows, sqrt(rows) above); the rebuild then sets the new lists.
+ *    (recommendedLists in pgvector/vector-index.ts, the rule the pgvector_ivfflat_recommended_lists metric shows); the rebuild then sets the new lists.
  * --force rebuilds regardless. Leftover invalid `<index>_ccnew*` / `_ccold*` indexes (an interrupted
  * REINDEX CONCURRENTLY leaves them, and every write still maintains them) are dropped first, always.
  *
@@ -43,7 +44,8 @@ interface IndexState {
   am: string;
   valid: boolean;
   ready: boolean;
-  lists?: number;
+  /** IVFFlat: the lists it was built with (pgvector's default when unset). */
+  lists: number;
 }
 
 export interface TableCounters {
@@ -81,11 +83,6 @@ export interface ReindexDecision {
   newLists?: number;
 }
 
-/** pgvector's advice for IVFFlat lists: rows/1000 up to 1M rows, sqrt(rows) above. */
-export function wantedLists(rows: number): number {
-  return Math.max(1, Math.round(rows <= 1_000_000 ? rows / 1000 : Math.sqrt(rows)));
-}
-
 const percent = (ratio: number) => `${(100 * ratio).toFixed(1)}%`;
 
 /** The pure decision: every input comes from the catalog, pg_stat_user_tables and maintenance_log. */
@@ -97,7 +94,7 @@ export function decideReindex(input: ReindexInput): ReindexDecision {
 
   let newLists: number | undefined;
   if (input.lists !== undefined) {
-    const wanted = wantedLists(input.rows);
+    const wanted = recommendedLists(input.rows);
     if (wanted > input.lists * input.listsGrowthFactor) {
       newLists = wanted;
       reasons.push(`lists=${input.lists} but ${input.rows} rows want ~${wanted}`);
@@ -143,7 +140,7 @@ export function reindexVectorJob(options: ReindexVectorOptions): Job {
         counters,
         baseline,
         changeThreshold: options.changeThreshold,
-        lists: index.am === 'ivfflat' ? (index.lists ?? 100) : undefined,
+        lists: index.am === 'ivfflat' ? index.lists : undefined,
         listsGrowthFactor: options.listsGrowthFactor,
       });
       return buildPlan(ctx, options, qualified, index, decision, { counters, rows, baseline, leftovers });
@@ -188,7 +185,7 @@ function buildPlan(
     leftovers: seen.leftovers,
     rebuild: decision.rebuild,
     reasons: decision.reasons,
-    ...(index.am === 'ivfflat' ? { lists: index.lists ?? 100, wanted_lists: wantedLists(seen.rows) } : {}),
+    ...(index.am === 'ivfflat' ? { lists: index.lists, wanted_lists: recommendedLists(seen.rows) } : {}),
     // Counters taken before the rebuild: changes made during it count towards the next one.
     ...(decision.rebuild || decision.rebaseline ? { baseline: newBaseline } : {}),
   };
@@ -228,28 +225,17 @@ async function withLockTimeout<T>(client: pg.Client, ms: number, fn: () => Promi
 }
 
 async function readIndex(client: pg.Client, schema: string, name: string): Promise<IndexState> {
-  const { rows } = await client.query<{ oid: number; table_oid: number; table: string; am: string; valid: boolean; ready: boolean; reloptions: string[] | null }>(
-    `SELECT c.oid::int8 AS oid, i.indrelid::int8 AS table_oid, t.relname AS table, a.amname AS am,
-            i.indisvalid AS valid, i.indisready AS ready, c.reloptions
-       FROM pg_class c
-       JOIN pg_namespace n ON n.oid = c.relnamespace
-       JOIN pg_index i ON i.indexrelid = c.oid
-       JOIN pg_class t ON t.oid = i.indrelid
-       JOIN pg_am a ON a.oid = c.relam
-      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'i'`,
-    [schema, name],
-  );
+  const { rows } = await client.query<IndexCatalogRow>(INDEX_BY_NAME_SQL, [schema, name]);
   const row = rows[0];
   if (!row) throw new JobFailure(`index ${quoteQualified(schema, name)} not found (jobs.reindex-vector.index / schema)`);
-  const listsOption = row.reloptions?.find((o) => o.startsWith('lists='));
   return {
-    oid: Number(row.oid),
+    oid: Number(row.index_oid),
     tableOid: Number(row.table_oid),
-    table: row.table,
-    am: row.am,
+    table: row.relname,
+    am: row.method,
     valid: row.valid,
     ready: row.ready,
-    lists: listsOption ? Number(listsOption.slice('lists='.length)) : undefined,
+    lists: ivfflatLists(row.lists),
   };
 }
 
