@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { INDEXES_SQL, indexSamples, indexesCollector, type IndexRow, type IndexesOptions } from '../src/collectors/indexes.js';
 import { recommendedLists } from '../src/pgvector/vector-index.js';
 import { DEFAULT_MANAGED_TABLES } from '../src/config/schema.js';
@@ -157,14 +157,17 @@ describe('indexes collector', () => {
       await writer.query('BEGIN');
       await writer.query("INSERT INTO key_concepts (concept_name) VALUES ('delta')");
       const build = builder.query('CREATE INDEX CONCURRENTLY idx_concepts_building ON key_concepts (concept_name)');
-      let samples = await collect();
-      for (let i = 0; i < 50 && samplesOf(samples, 'pg_index_build_in_progress').length === 0; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        samples = await collect();
-      }
-      const [building] = samplesOf(samples, 'pg_index_build_in_progress', { relname: 'key_concepts' });
-      expect(building?.labels?.phase).toMatch(/^waiting for writers before build/);
-      expect('value' in building! && building.value).toBe(1);
+      // The build passes through 'initializing' first (a loaded machine shows it for a while): wait for
+      // the phase it stays in while the writer's transaction is open, not for any build at all.
+      const building = await vi.waitFor(
+        async () => {
+          const [sample] = samplesOf(await collect(), 'pg_index_build_in_progress', { relname: 'key_concepts' });
+          expect(sample?.labels?.phase).toMatch(/^waiting for writers before build/);
+          return sample!;
+        },
+        { timeout: 30_000, interval: 100 },
+      );
+      expect('value' in building && building.value).toBe(1);
       await writer.query('COMMIT');
       await build;
     } finally {

@@ -7,7 +7,7 @@ import { type TestDatabase } from './helpers/database.js';
 import { collectorContext, connect, undeclaredSamples, valueOf, useDatabaseClient } from './helpers/collector-context.js';
 
 const TYPES = ['vector_search', 'hybrid_search', 'insert'];
-const OPTIONS: QueryLogOptions = { buckets: DEFAULT_QUERY_BUCKETS, queryTypes: TYPES, lookback: 0, batchRows: 250_000, budget: 10_000 };
+const OPTIONS: QueryLogOptions = { buckets: DEFAULT_QUERY_BUCKETS, queryTypes: TYPES, lookback: 0, batchRows: 250_000 };
 
 function histogram(samples: Sample[], type: string): HistogramSample {
   const found = samples.find((s) => s.family === 'rag_query_duration_seconds' && s.labels?.query_type === type);
@@ -33,7 +33,7 @@ async function log(client: pg.Client | pg.PoolClient, entries: [string, number |
 describe('query_log collector', () => {
   let db: TestDatabase;
   let client: pg.Client;
-  const ctx = () => collectorContext(client);
+  const ctx = () => collectorContext(client, 10_000);
 
   useDatabaseClient((opened) => ({ db, client } = opened));
   beforeEach(async () => {

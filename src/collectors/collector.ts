@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 /**
  * The contract every collector implements. Collectors return plain samples; they never import
  * prom-client, express or node-cron. The poller runs each on its own interval, under its own
- * statement_timeout, and swaps in the complete new snapshot it returns.
+ * statement_timeout and deadline (CollectContext), and swaps in the complete new snapshot it returns.
  */
 export type Labels = Record<string, string>;
 
@@ -61,6 +61,13 @@ export interface CollectContext {
   log: Logger;
   /** The exporter's own pg pool, for the connectivity collector. */
   poolStats: () => PoolStats;
+  /**
+   * When this poll's time is up (Date.now() scale). Each statement also runs under a statement_timeout
+   * of the whole poll's time; a collector that runs several statements starts no new one past it.
+   */
+  deadline: number;
+  /** Aborted when the deadline passes or the exporter stops: start no new work. */
+  signal: AbortSignal;
 }
 
 export interface Collector {

@@ -31,7 +31,6 @@ export const COLLECTOR_FACTORIES: Record<CollectorName, (config: Config) => Coll
       queryTypes: config.query_log.query_types,
       lookback: config.query_log.lookback,
       batchRows: config.query_log.batch_rows,
-      budget: config.collectors.query_log.timeout,
     }),
   embeddings: (config) => embeddingsCollector(config.embeddings),
   recall: (config) =>
@@ -40,7 +39,6 @@ export const COLLECTOR_FACTORIES: Record<CollectorName, (config: Config) => Coll
       topK: config.recall.top_k,
       efSearch: config.recall.ef_search,
       dimensions: config.embeddings.dimensions,
-      budget: config.collectors.recall.timeout,
     }),
   statements: (config) => statementsCollector({ topN: config.statements.top_n, queryText: config.statements.query_text }),
 };

@@ -1,3 +1,4 @@
+import { isStatementTimeout } from '../db/errors.js';
 import type { Logger } from '../log.js';
 import type { Collector, CollectContext, HistogramSample, MetricFamily, Sample } from './collector.js';
 
@@ -48,10 +49,8 @@ export interface QueryLogOptions {
   queryTypes: readonly string[];
   /** Milliseconds of history read at start (0 = only rows written after start). */
   lookback: number;
-  /** Log rows aggregated per statement. */
+  /** Log rows aggregated per statement; a poll that is behind runs more statements within the first half of its time. */
   batchRows: number;
-  /** The collector's time budget (ms): a poll that is behind runs more statements within half of it. */
-  budget: number;
 }
 
 export const OTHER_QUERY_TYPE = 'other';
@@ -373,7 +372,7 @@ export function queryLogCollector(options: QueryLogOptions): QueryLogCollector {
       const [row] = await query<ReadRow>(sql, [watermark, batchRows, lo, hi, options.queryTypes]);
       return state.applyRead(row!, log);
     } catch (err) {
-      if ((err as { code?: string }).code === '57014' && batchRows > MIN_BATCH_ROWS) {
+      if (isStatementTimeout(err) && batchRows > MIN_BATCH_ROWS) {
         batchRows = Math.max(MIN_BATCH_ROWS, Math.floor(batchRows / 2));
         log.warn({ batchRows }, 'query log read timed out; reading smaller batches');
       }
@@ -396,9 +395,9 @@ export function queryLogCollector(options: QueryLogOptions): QueryLogCollector {
         state.applyStart(row!);
         ctx.log.debug({ watermark: state.watermark, holes: state.holes.length }, 'query log reading starts');
       }
-      // Behind (a full batch came back): read on while within half of the time budget.
-      const started = Date.now();
-      while ((await readOnce(ctx)) >= batchRows && Date.now() - started < options.budget / 2);
+      // Behind (a full batch came back): read on within the first half of the poll's time left.
+      const readUntil = Date.now() + (ctx.deadline - Date.now()) / 2;
+      while ((await readOnce(ctx)) >= batchRows && Date.now() < readUntil && !ctx.signal.aborted);
       return state.samples(fam);
     },
   };

@@ -1,3 +1,4 @@
+import { isStatementTimeout } from '../db/errors.js';
 import type { Collector, MetricFamily, QueryFn, Sample } from './collector.js';
 import { NoDataError } from './collector.js';
 
@@ -12,8 +13,8 @@ import { NoDataError } from './collector.js';
  * keeps hnsw.ef_search and the planner switches inside it (the poller hands a collector one connection
  * per poll, so consecutive statements share the transaction). Cost: the exact pass reads every
  * embedding (a sequential scan detoasting 12 KB per row) once per sample, so the collector is off by
- * default, runs every few minutes, and stops starting samples when its time budget is spent
- * (statement_timeout of each transaction = the budget left); the sample size actually used is
+ * default, runs every few minutes, and stops starting samples when its poll's time is spent
+ * (statement_timeout of each transaction = the time left before the deadline); the sample size actually used is
  * published next to the ratio. The statements carry a "pgvector-exporter" comment so the statements
  * collector does not count them as search traffic.
  */
@@ -45,8 +46,6 @@ export interface RecallOptions {
   efSearch: number;
   /** Dimension of the halfvec cast the index is built on. */
   dimensions: number;
-  /** The collector's time budget (ms). */
-  budget: number;
 }
 
 const MARKER = '/* pgvector-exporter: recall */';
@@ -145,8 +144,9 @@ export function recallCollector(options: RecallOptions): Collector {
   return {
     name: 'recall',
     families: Object.values(FAMILIES),
-    async collect({ query, log }) {
-      const deadline = Date.now() + options.budget * 0.9;
+    async collect({ query, log, deadline: pollDeadline, signal }) {
+      // A tenth of the poll's time stays in reserve, for the ROLLBACK of a transaction cut short.
+      const deadline = pollDeadline - (pollDeadline - Date.now()) * 0.1;
       const samples = await query<SampleRow>(RECALL_SAMPLE_SQL, [options.sampleSize]);
       if (samples.length === 0) throw new NoDataError('chunk_embeddings is empty: no stored embedding to measure recall with');
       const index = await usedIndex(query, samples[0]!.embedding);
@@ -155,16 +155,16 @@ export function recallCollector(options: RecallOptions): Collector {
       const recalls: number[] = [];
       for (const sample of samples) {
         const left = deadline - Date.now();
-        if (left < 100) break;
+        if (left < 100 || signal.aborted) break;
         try {
           recalls.push(await measure(query, sample.embedding, left));
         } catch (err) {
-          // 57014: our statement_timeout; keep what was measured within the budget.
-          if ((err as { code?: string }).code !== '57014' || recalls.length === 0) throw err;
+          // Our statement_timeout: keep what was measured within the budget.
+          if (!isStatementTimeout(err) || recalls.length === 0) throw err;
           break;
         }
       }
-      if (recalls.length === 0) throw new Error(`recall: the time budget (${options.budget} ms) was spent before the first query`);
+      if (recalls.length === 0) throw new Error('recall: the time budget of the poll was spent before the first query');
       if (recalls.length < samples.length) log.info({ measured: recalls.length, sampled: samples.length }, 'recall: time budget spent before the whole sample');
       const labels = { indexrelname: index };
       const mean = recalls.reduce((a, b) => a + b, 0) / recalls.length;

@@ -1,3 +1,4 @@
+import { isObjectNotInPrerequisiteState } from '../db/errors.js';
 import type { Collector, MetricFamily, QueryFn, Sample } from './collector.js';
 import { NoDataError } from './collector.js';
 
@@ -185,8 +186,8 @@ export function statementsCollector(options: StatementsOptions): Collector {
       try {
         return statementsSamples(await query<Row>(statementsSql(schema), [options.topN]), options);
       } catch (err) {
-        // 55000: created but not in shared_preload_libraries ("must be loaded via shared_preload_libraries").
-        if ((err as { code?: string }).code === '55000') throw new NoDataError((err as Error).message);
+        // pg_stat_statements created but not in shared_preload_libraries ("must be loaded via shared_preload_libraries").
+        if (isObjectNotInPrerequisiteState(err)) throw new NoDataError((err as Error).message);
         throw err;
       }
     },

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { quoteQualified } from '../db/identifiers.js';
-import { describeDatabaseError } from '../db/errors.js';
+import { describeDatabaseError, errorCode, PERMISSION_DENIED_CODE } from '../db/errors.js';
 import { JobFailure, type JobContext, type JobPlan } from './job.js';
 
 export interface ManagedTablesOptions {
@@ -66,7 +66,7 @@ export async function planPerTable(
       const failed: { table: string; error: string; code?: string }[] = forbidden.map((table) => ({
         table,
         error: `permission denied: ${verb} would skip it (the job's role must own the table, or have MAINTAIN on PostgreSQL 17+)`,
-        code: '42501',
+        code: PERMISSION_DENIED_CODE,
       }));
       for (const [i, statement] of statements.entries()) {
         if (ctx.signal.aborted) throw new JobFailure('interrupted by shutdown', { tables: done, failed, missing_tables: missing, forbidden_tables: forbidden });
@@ -75,7 +75,7 @@ export async function planPerTable(
           await ctx.client.query(statement);
           done.push(present[i]!);
         } catch (err) {
-          failed.push({ table: present[i]!, error: describeDatabaseError(err), code: (err as { code?: string }).code });
+          failed.push({ table: present[i]!, error: describeDatabaseError(err), code: errorCode(err) });
           ctx.log.warn({ table: present[i], error: describeDatabaseError(err) }, `${verb} failed`);
         }
         ctx.progress?.({ step: `${verb} ${present[i]}`, startedAt, finishedAt: new Date() });

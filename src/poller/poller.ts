@@ -1,13 +1,13 @@
 import type pg from 'pg';
 import { NoDataError, type Collector, type QueryFn } from '../collectors/collector.js';
-import { describeDatabaseError, isTransientDatabaseError } from '../db/errors.js';
+import { describeDatabaseError, isConnectionBroken, isTransientDatabaseError } from '../db/errors.js';
 import type { Logger } from '../log.js';
 import { renderSnapshot } from '../metrics/render.js';
 import type { CollectorObserver } from '../metrics/self-metrics.js';
 
 export interface CollectorSchedule {
   intervalMs: number;
-  /** statement_timeout of the collector's statements and the budget of one poll. */
+  /** The time one poll may take: its deadline, and the statement_timeout of its statements. */
   timeoutMs: number;
 }
 
@@ -38,17 +38,24 @@ class PollInterruptedError extends Error {
   }
 }
 
-/** A poll that overran its budget: its connection is destroyed so the server cancels the work. */
-class BudgetExceededError extends Error {
+/**
+ * How long past its deadline a poll is waited for before it is abandoned. statement_timeout (the same
+ * time as the deadline) cancels a statement on the server; the grace lets that cancellation come back
+ * as the poll's own error (isStatementTimeout, with the statement's message) instead of this one.
+ */
+const ABANDON_GRACE_MS = 1000;
+
+/** A poll still running after its deadline and the grace: its connection is destroyed so the server cancels the work. */
+class DeadlineExceededError extends Error {
   constructor(ms: number) {
     super(`poll exceeded its ${ms} ms budget`);
-    this.name = 'BudgetExceededError';
+    this.name = 'DeadlineExceededError';
   }
 }
 
 /**
  * Runs each collector on its own interval, on the exporter's pool, under its own statement_timeout and
- * time budget, and keeps the rendered text of its last snapshot. /metrics reads only that cache, so
+ * deadline, and keeps the rendered text of its last snapshot. /metrics reads only that cache, so
  * scrapes never touch the database, and one failing or slow collector never blocks the others.
  */
 export class Poller {
@@ -129,7 +136,7 @@ export class Poller {
     const started = process.hrtime.bigint();
     let ok = false;
     try {
-      const samples = await this.collectWithBudget(collector, log);
+      const samples = await this.collectWithDeadline(collector, log);
       state.text = renderSnapshot(collector.families, samples);
       state.consecutiveTransientFailures = 0;
       ok = true;
@@ -152,12 +159,20 @@ export class Poller {
       log.debug('poll interrupted by shutdown');
       return;
     }
-    if (isTransientDatabaseError(err) || err instanceof BudgetExceededError) state.consecutiveTransientFailures += 1;
+    if (isTransientDatabaseError(err) || err instanceof DeadlineExceededError) state.consecutiveTransientFailures += 1;
     log.warn({ error: describeDatabaseError(err) }, 'collector failed');
   }
 
-  private async collectWithBudget(collector: Collector, log: Logger) {
+  /**
+   * One poll: the collector gets a context with its deadline and a signal (aborted at the deadline or
+   * on stop()), and its statements run on one pooled connection under statement_timeout. A poll still
+   * running ABANDON_GRACE_MS after its deadline, or when the exporter stops, is abandoned: its
+   * connection is destroyed, not returned to the pool.
+   */
+  private async collectWithDeadline(collector: Collector, log: Logger) {
     const { timeoutMs } = this.options.schedule(collector.name);
+    const limitMs = timeoutMs + ABANDON_GRACE_MS;
+    const deadline = Date.now() + timeoutMs;
     let client: pg.PoolClient | undefined;
     let broken = false;
     let finished = false;
@@ -171,9 +186,9 @@ export class Poller {
       if (!client) {
         const connected = await this.options.pool.connect();
         if (finished) {
-          // The budget ran out while connecting: this late connection belongs to nobody.
+          // The poll was abandoned while connecting: this late connection belongs to nobody.
           connected.release(true);
-          throw new BudgetExceededError(timeoutMs + 1000);
+          throw new DeadlineExceededError(limitMs);
         }
         client = connected;
         client.on('error', onClientError);
@@ -185,31 +200,39 @@ export class Poller {
         return (await client.query(sql, params)).rows;
       } catch (err) {
         // A broken connection must not go back to the pool; a statement error leaves it usable.
-        if (!(err as { code?: string }).code || isTransientDatabaseError(err)) broken = true;
+        if (isConnectionBroken(err)) broken = true;
         throw err;
       }
     };
-    let timer: NodeJS.Timeout | undefined;
-    const budget = new Promise<never>((_, reject) => {
-      // statement_timeout cancels each statement; the budget bounds the whole poll, connect included.
-      timer = setTimeout(() => reject(new BudgetExceededError(timeoutMs + 1000)), timeoutMs + 1000);
+    // The collector's signal: aborted at the deadline or on stop(). (A controller per poll rather than
+    // AbortSignal.any(): that leaks listeners on the long-lived stop signal in Node 20.)
+    const { signal: stopping } = this.stopping;
+    const pollSignal = new AbortController();
+    const deadlineTimer = setTimeout(() => pollSignal.abort(new DeadlineExceededError(timeoutMs)), timeoutMs);
+    let overrunTimer: NodeJS.Timeout | undefined;
+    const overrun = new Promise<never>((_, reject) => {
+      overrunTimer = setTimeout(() => reject(new DeadlineExceededError(limitMs)), limitMs);
     });
-    const { signal } = this.stopping;
     let onStop: (() => void) | undefined;
     const interrupted = new Promise<never>((_, reject) => {
-      onStop = () => reject(new PollInterruptedError());
-      if (signal.aborted) onStop();
-      else signal.addEventListener('abort', onStop, { once: true });
+      onStop = () => {
+        pollSignal.abort(new PollInterruptedError());
+        reject(new PollInterruptedError());
+      };
+      if (stopping.aborted) onStop();
+      else stopping.addEventListener('abort', onStop, { once: true });
     });
     try {
-      return await Promise.race([collector.collect({ query, log, poolStats: () => this.poolStats() }), budget, interrupted]);
+      const ctx = { query, log, poolStats: () => this.poolStats(), deadline, signal: pollSignal.signal };
+      return await Promise.race([collector.collect(ctx), overrun, interrupted]);
     } catch (err) {
-      if (err instanceof BudgetExceededError || err instanceof PollInterruptedError) broken = true;
+      if (err instanceof DeadlineExceededError || err instanceof PollInterruptedError) broken = true;
       throw err;
     } finally {
       finished = true;
-      clearTimeout(timer);
-      signal.removeEventListener('abort', onStop!);
+      clearTimeout(deadlineTimer);
+      clearTimeout(overrunTimer);
+      stopping.removeEventListener('abort', onStop!);
       if (pid) this.activeBackends.delete(pid);
       client?.off('error', onClientError);
       client?.release(broken ? true : undefined);

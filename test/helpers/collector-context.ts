@@ -5,12 +5,17 @@ import { createLogger } from '../../src/log.js';
 import { afterAll, beforeAll } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
-/** A collect() context on one pg client, as the poller would hand it (silent log, empty pool stats). */
-export function collectorContext(client: pg.Client | pg.Pool): CollectContext {
+/**
+ * A collect() context on one pg client, as the poller would hand it (silent log, empty pool stats), with
+ * a deadline `timeoutMs` from now (the collector's timeout) and a signal aborted then.
+ */
+export function collectorContext(client: pg.Client | pg.Pool, timeoutMs = 60_000): CollectContext {
   return {
     query: async (sql, params) => (await client.query(sql, params)).rows,
     log: createLogger('silent'),
     poolStats: () => ({ total: 0, idle: 0, waiting: 0 }),
+    deadline: Date.now() + timeoutMs,
+    signal: AbortSignal.timeout(timeoutMs),
   };
 }
 
