@@ -10,7 +10,7 @@ export const SQL_DIR = fileURLToPath(new URL('../../sql/', import.meta.url));
 export const MIGRATIONS_DIR = `${SQL_DIR}migrations/`;
 
 /** Serialises concurrent `migrate` runs (several sidecars starting at once). */
-const MIGRATE_LOCK_KEY = 'pgvector-exporter:migrate';
+export const MIGRATE_LOCK_KEY = 'pgvector-exporter:migrate';
 
 export interface Migration {
   version: string;
@@ -51,11 +51,7 @@ export async function migrate(client: pg.Client, migrations = loadMigrations()):
     await assertPgvectorAvailable(client);
     await client.query('SELECT pg_advisory_lock(hashtext($1))', [MIGRATE_LOCK_KEY]);
     try {
-      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-        version text PRIMARY KEY,
-        name text NOT NULL,
-        checksum text NOT NULL,
-        applied_at timestamptz NOT NULL DEFAULT now())`);
+      await ensureMigrationsTable(client);
       const { rows } = await client.query<{ version: string; checksum: string }>('SELECT version, checksum FROM schema_migrations');
       const done = new Map(rows.map((r) => [r.version, r.checksum]));
       const result: MigrationResult = { applied: [], alreadyApplied: 0, changed: [], notices };
@@ -78,7 +74,16 @@ export async function migrate(client: pg.Client, migrations = loadMigrations()):
   }
 }
 
-async function assertPgvectorAvailable(client: pg.Client): Promise<void> {
+/** The runner's own bookkeeping table (the migrations do not create it). */
+export async function ensureMigrationsTable(client: pg.Client): Promise<void> {
+  await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version text PRIMARY KEY,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now())`);
+}
+
+export async function assertPgvectorAvailable(client: pg.Client): Promise<void> {
   const { rows } = await client.query<{ default_version: string | null }>(
     "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'",
   );
