@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { enabledCollectors } from './collectors/index.js';
-import type { CollectorName, Config } from './config/schema.js';
+import { COLLECTOR_NAMES, type CollectorName, type Config } from './config/schema.js';
 import type { ConnectionSettings } from './db/connection.js';
 import { createPool } from './db/pool.js';
 import { mountJobsRoute } from './http/jobs-route.js';
@@ -12,7 +12,11 @@ import { CONTENT_TYPE, createRegistry, exposition } from './metrics/registry.js'
 import { ScrapeCache } from './metrics/scrape-cache.js';
 import { registerSelfMetrics } from './metrics/self-metrics.js';
 import { JobService } from './jobs/service.js';
-import { Poller } from './poller/poller.js';
+import { Poller, type CollectorSchedule } from './poller/poller.js';
+import { customCollector } from './custom/collector.js';
+import type { CustomCollectorDefinition } from './custom/definition.js';
+import { loadCustomCollectors, type OwnedNames } from './custom/load.js';
+import type { Collector } from './collectors/collector.js';
 
 /** The running exporter: pool, poller, registry and HTTP server, wired once for serve and demo. */
 export interface RunningExporter {
@@ -48,9 +52,23 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
   // Job metric families are always registered (documented, stable); series only for scheduled jobs.
   const jobs = new JobService({ config, connection, log, registry });
   const jobsToken = options.jobs ? config.jobs.api_token : undefined;
+  const builtIn = enabledCollectors(config);
+  let definitions: CustomCollectorDefinition[];
+  try {
+    definitions = loadCustomCollectors(
+      { files: config.custom_collectors.files, queryPath: config.extend.query_path },
+      ownedNames(builtIn, registry),
+    );
+  } catch (err) {
+    await pool.end();
+    throw err;
+  }
+  const customSchedules = new Map(definitions.map((d) => [d.name, customSchedule(d, config)]));
   const poller = new Poller({
-    collectors: enabledCollectors(config),
+    collectors: [...builtIn, ...definitions.map(customCollector)],
     schedule: (name) => {
+      const custom = customSchedules.get(name);
+      if (custom) return custom;
       const c = config.collectors[name as CollectorName];
       return { intervalMs: c.interval, timeoutMs: c.timeout };
     },
@@ -93,5 +111,28 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
       await Promise.all([jobs.stop(), poller.stop()]);
       await pool.end().catch(() => undefined);
     },
+  };
+}
+
+/** The names custom collectors may not take: every family the exporter publishes already, and the built-in collectors. */
+function ownedNames(builtIn: readonly Collector[], registry: Registry): OwnedNames {
+  const families = new Map<string, string>();
+  for (const collector of builtIn) {
+    for (const family of collector.families) {
+      const owner = `the built-in collector "${collector.name}" (collectors.${collector.name}.enabled: false turns it off)`;
+      for (const name of family.type === 'histogram' ? [family.name, `${family.name}_bucket`, `${family.name}_sum`, `${family.name}_count`] : [family.name]) {
+        families.set(name, owner);
+      }
+    }
+  }
+  for (const metric of registry.getMetricsAsArray()) families.set(metric.name, 'the exporter itself');
+  return { families, collectors: new Set(COLLECTOR_NAMES) };
+}
+
+function customSchedule(definition: CustomCollectorDefinition, config: Config): CollectorSchedule {
+  return {
+    intervalMs: Math.max(definition.intervalMs ?? config.custom_collectors.interval, definition.minIntervalMs ?? 0),
+    timeoutMs: definition.timeoutMs ?? config.custom_collectors.timeout,
+    seriesLimit: definition.seriesLimit ?? config.custom_collectors.series_limit,
   };
 }

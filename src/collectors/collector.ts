@@ -7,7 +7,8 @@ import type { Logger } from '../log.js';
  */
 export type Labels = Record<string, string>;
 
-export type MetricType = 'gauge' | 'counter' | 'histogram';
+/** `untyped` only for postgres_exporter's queries.yaml, which publishes undeclared numeric columns that way. */
+export type MetricType = 'gauge' | 'counter' | 'histogram' | 'untyped';
 
 export interface MetricFamily {
   /** Full metric name, base units in the name (`_seconds`, `_bytes`, `_ratio`), `_total` on counters. */
@@ -39,8 +40,10 @@ export interface GaugeSample {
 export interface HistogramSample {
   family: string;
   labels?: Labels;
-  /** Cumulative counts, one per family bucket (aligned with MetricFamily.buckets), +Inf is `count`. */
+  /** Cumulative counts, one per bucket (aligned with `buckets`, else MetricFamily.buckets), +Inf is `count`. */
   bucketCounts: number[];
+  /** Upper bounds of this sample's own buckets, ascending, when they come with the data (custom SQL collectors). */
+  buckets?: readonly number[];
   count: number;
   sum: number;
 }

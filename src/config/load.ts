@@ -123,6 +123,7 @@ function buildNested(values: Map<string, unknown>): Record<string, unknown> {
   // Sections whose every key is optional still exist, so callers never test for them.
   const jobs = (root.jobs ??= {}) as Record<string, unknown>;
   jobs.window ??= {};
+  root.extend ??= {};
   return root;
 }
 

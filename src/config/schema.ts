@@ -165,6 +165,11 @@ export const FIELDS: FieldSpec[] = [
   { key: 'schema', type: 'string', parse: parseString, default: 'public', help: 'schema holding the RAG tables' },
 
   ...collectorFields(),
+  { key: 'custom_collectors.files', type: 'list of paths', parse: parseStringList, default: [], env: 'CUSTOM_COLLECTORS_FILES', flag: 'custom-collectors.files', help: 'collector files of our own format (docs/custom-collectors.md), re-read on reload' },
+  { key: 'custom_collectors.interval', type: 'duration', parse: positiveDuration, default: '1m', help: 'how often a custom collector polls unless its file says otherwise' },
+  { key: 'custom_collectors.timeout', type: 'duration', parse: positiveDuration, default: '10s', help: 'statement_timeout and time budget of one custom collector poll unless its file says otherwise' },
+  { key: 'custom_collectors.series_limit', type: 'int', parse: (v) => parseInteger(v, 1, 10_000_000), default: 10_000, help: 'most series one custom collector poll may publish; above it the poll fails and publishes nothing' },
+  { key: 'extend.query_path', type: 'path', parse: parseString, default: undefined, env: 'PG_EXPORTER_EXTEND_QUERY_PATH', flag: 'extend.query-path', help: "postgres_exporter's queries.yaml, read as postgres_exporter reads it; re-read on reload" },
   { key: 'connections.top_applications', type: 'int', parse: (v) => parseInteger(v, 1, 100), default: 10, help: 'application_name values reported by name; the rest fold into "other"' },
   { key: 'query_log.buckets', type: 'list of seconds', parse: parseNumberList, default: DEFAULT_QUERY_BUCKETS, help: 'histogram buckets of rag_query_duration_seconds' },
   { key: 'query_log.query_types', type: 'list', parse: parseStringList, default: ['vector_search', 'hybrid_search', 'text_search', 'insert', 'update', 'delete'], help: 'query_type values kept as labels; others are counted as "other"' },
@@ -224,6 +229,8 @@ export interface Config {
   expected_indexes: string[];
   schema: string;
   collectors: Record<CollectorName, CollectorConfig>;
+  custom_collectors: { files: string[]; interval: number; timeout: number; series_limit: number };
+  extend: { query_path?: string };
   connections: { top_applications: number };
   query_log: { buckets: number[]; query_types: string[]; lookback: number; batch_rows: number };
   embeddings: { dimensions: number; models: string[] };

@@ -17,21 +17,27 @@ export function renderSnapshot(families: readonly MetricFamily[], samples: reado
     if (!familySamples || familySamples.length === 0) continue;
     out.push(`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`);
     for (const sample of familySamples) {
-      if (isHistogramSample(sample)) out.push(...renderHistogram(family, sample.labels, sample.bucketCounts, sample.count, sample.sum));
+      if (isHistogramSample(sample)) out.push(...renderHistogram(family.name, sample.buckets ?? family.buckets ?? [], sample.labels, sample.bucketCounts, sample.count, sample.sum));
       else out.push(`${family.name}${formatLabels(sample.labels)} ${formatValue(sample.value)}`);
     }
   }
   return out.length ? `${out.join('\n')}\n` : '';
 }
 
-function renderHistogram(family: MetricFamily, labels: Labels | undefined, counts: number[], count: number, sum: number): string[] {
-  const lines = (family.buckets ?? []).map(
-    (le, i) => `${family.name}_bucket${formatLabels({ ...labels, le: formatValue(le) })} ${formatValue(counts[i] ?? 0)}`,
-  );
-  lines.push(`${family.name}_bucket${formatLabels({ ...labels, le: '+Inf' })} ${formatValue(count)}`);
-  lines.push(`${family.name}_sum${formatLabels(labels)} ${formatValue(sum)}`);
-  lines.push(`${family.name}_count${formatLabels(labels)} ${formatValue(count)}`);
+function renderHistogram(name: string, bounds: readonly number[], labels: Labels | undefined, counts: number[], count: number, sum: number): string[] {
+  const lines = bounds.map((le, i) => `${name}_bucket${formatLabels({ ...labels, le: formatValue(le) })} ${formatValue(counts[i] ?? 0)}`);
+  lines.push(`${name}_bucket${formatLabels({ ...labels, le: '+Inf' })} ${formatValue(count)}`);
+  lines.push(`${name}_sum${formatLabels(labels)} ${formatValue(sum)}`);
+  lines.push(`${name}_count${formatLabels(labels)} ${formatValue(count)}`);
   return lines;
+}
+
+/** Series one snapshot writes: one per sample, a histogram's per bucket plus +Inf, _sum and _count. */
+export function countSeries(families: readonly MetricFamily[], samples: readonly Sample[]): number {
+  const bucketsOf = new Map(families.map((f) => [f.name, f.buckets?.length ?? 0]));
+  let series = 0;
+  for (const sample of samples) series += isHistogramSample(sample) ? (sample.buckets?.length ?? bucketsOf.get(sample.family) ?? 0) + 3 : 1;
+  return series;
 }
 
 export function formatLabels(labels: Labels | undefined): string {

@@ -1,14 +1,17 @@
+import { setMaxListeners } from 'node:events';
 import type pg from 'pg';
 import { NoDataError, type Collector, type QueryFn } from '../collectors/collector.js';
 import { describeDatabaseError, isConnectionBroken, isTransientDatabaseError } from '../db/errors.js';
 import type { Logger } from '../log.js';
-import { renderSnapshot } from '../metrics/render.js';
+import { countSeries, renderSnapshot } from '../metrics/render.js';
 import type { CollectorObserver } from '../metrics/self-metrics.js';
 
 export interface CollectorSchedule {
   intervalMs: number;
   /** The time one poll may take: its deadline, and the statement_timeout of its statements. */
   timeoutMs: number;
+  /** Most series one poll may publish (custom collectors); above it the poll fails and publishes nothing. */
+  seriesLimit?: number;
 }
 
 export interface PollerOptions {
@@ -53,6 +56,14 @@ class DeadlineExceededError extends Error {
   }
 }
 
+/** A snapshot with more series than its collector may publish: refused whole rather than flooding Prometheus. */
+export class SeriesLimitError extends Error {
+  constructor(series: number, limit: number) {
+    super(`the poll returned ${series} series, above the collector's series limit of ${limit}: nothing published (raise series_limit or aggregate in SQL)`);
+    this.name = 'SeriesLimitError';
+  }
+}
+
 /**
  * Runs each collector on its own interval, on the exporter's pool, under its own statement_timeout and
  * deadline, and keeps the rendered text of its last snapshot. /metrics reads only that cache, so
@@ -73,6 +84,9 @@ export class Poller {
   start(): void {
     this.stopped = false;
     this.stopping = new AbortController();
+    // Every in-flight poll listens on this one signal; with many (custom) collectors that is more than
+    // Node's default of 10 listeners, which is not a leak here.
+    setMaxListeners(0, this.stopping.signal);
     for (const state of this.states) this.schedule(state, 0);
   }
 
@@ -137,6 +151,11 @@ export class Poller {
     let ok = false;
     try {
       const samples = await this.collectWithDeadline(collector, log);
+      const { seriesLimit } = this.options.schedule(collector.name);
+      if (seriesLimit !== undefined) {
+        const series = countSeries(collector.families, samples);
+        if (series > seriesLimit) throw new SeriesLimitError(series, seriesLimit);
+      }
       state.text = renderSnapshot(collector.families, samples);
       state.consecutiveTransientFailures = 0;
       ok = true;
