@@ -27,7 +27,49 @@ const USAGES = ['LABEL', 'DISCARD', 'COUNTER', 'GAUGE', 'MAPPEDMETRIC', 'DURATIO
 type Usage = (typeof USAGES)[number];
 
 export function readQueriesYaml(path: string): CustomCollectorDefinition[] {
-  return parseQueriesYaml(YamlFile.read(path));
+  const text = YamlFile.text(path);
+  let file: YamlFile;
+  try {
+    file = new YamlFile(path, text);
+  } catch (err) {
+    // go-yaml accepts a double-quoted query whose continuation lines are not indented (upstream's own
+    // exporter/tests/user_queries_ok.yaml has one); YAML 1.2 does not. Indenting them changes no line number.
+    const lenient = indentQuotedContinuations(text);
+    if (lenient === text) throw err;
+    try {
+      file = new YamlFile(path, lenient);
+    } catch {
+      throw err;
+    }
+  }
+  return parseQueriesYaml(file);
+}
+
+/** Indents the continuation lines of `key: "...` double-quoted values under their key. */
+export function indentQuotedContinuations(text: string): string {
+  const lines = text.split('\n');
+  let indent: number | undefined;
+  for (let i = 0; i < lines.length; i += 1) {
+    const line = lines[i]!;
+    if (indent !== undefined) {
+      const lead = /^ */.exec(line)![0].length;
+      if (line.trim() !== '' && lead < indent) lines[i] = ' '.repeat(indent - lead) + line;
+      if (closesQuote(line, 0)) indent = undefined;
+      continue;
+    }
+    const open = /^( *)(?:- )?[^\s"#][^"#]*:\s+"/.exec(line);
+    if (open && !closesQuote(line, open[0].length)) indent = open[1]!.length + 2;
+  }
+  return lines.join('\n');
+}
+
+/** True when the double-quoted scalar running from `from` ends on this line (an unescaped "). */
+function closesQuote(line: string, from: number): boolean {
+  for (let i = from; i < line.length; i += 1) {
+    if (line[i] === '\\') i += 1;
+    else if (line[i] === '"') return true;
+  }
+  return false;
 }
 
 export function parseQueriesYaml(file: YamlFile): CustomCollectorDefinition[] {

@@ -24,13 +24,15 @@ export class YamlFile {
   }
 
   static read(path: string): YamlFile {
-    let text: string;
+    return new YamlFile(path, YamlFile.text(path));
+  }
+
+  static text(path: string): string {
     try {
-      text = readFileSync(path, 'utf8');
+      return readFileSync(path, 'utf8');
     } catch (err) {
       throw new ConfigError(`${path}: cannot read file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
-    return new YamlFile(path, text);
   }
 
   line(node: YamlNode | null | undefined, fallback = 1): number {
