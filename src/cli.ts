@@ -76,6 +76,10 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${commandUsage(command)}\n`);
     return 0;
   }
+  if (!command.positionals && args.positionals.length > 0) {
+    process.stderr.write(`pgvector-exporter ${name}: unexpected argument "${args.positionals[0]}" (usage: ${command.usage})\n`);
+    return 2;
+  }
   return command.run(args);
 }
 

@@ -16,6 +16,8 @@ export interface Command {
   usage: string;
   /** Options beyond the config schema's flags (which every command accepts). */
   options: Record<string, CommandOption>;
+  /** True when the command reads positional arguments itself (jobs list/run); otherwise any is exit 2. */
+  positionals?: boolean;
   /** Resolves to the process exit code. Throws ConfigError (exit 2) or FatalError (exit 1) for a one-line message. */
   run(args: ParsedArgs): Promise<number>;
 }

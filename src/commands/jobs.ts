@@ -28,6 +28,7 @@ export const jobsCommand: Command = {
     'dry-run': { type: 'boolean', help: 'print the statements the job would run; change nothing' },
     force: { type: 'boolean', help: 'run even when the job finds nothing to do (reindex-vector)' },
   },
+  positionals: true,
   async run(args) {
     const [sub, name, ...extra] = args.positionals;
     if (sub === 'list' && !name) return listJobs(args);

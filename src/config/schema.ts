@@ -1,12 +1,15 @@
 import {
+  MAX_AGE_MS,
   parseBoolean,
+  parseBuckets,
+  parseDurationIn,
+  parseHttpPath,
   parseCron,
   parseDuration,
   parseEnum,
   parseInteger,
   parseListenAddress,
   parseNumber,
-  parseNumberList,
   parseString,
   parseStringList,
   parseTimeOfDay,
@@ -114,10 +117,26 @@ const parseMemorySize = (value: unknown) => {
   return text;
 };
 
+/** Above 0 and at most the longest timer (MAX_TIMER_MS, about 24.8 days): intervals, timeouts, backoffs. */
 const positiveDuration = (value: unknown) => {
   const ms = parseDuration(value);
   if (ms <= 0) throw new Error(`"${String(value)}" must be longer than 0`);
   return ms;
+};
+
+/** Ages compared in SQL (retention), never a timer: above 0, at most 100 years. */
+const positiveAge = (value: unknown) => {
+  const ms = parseDurationIn(value, 0, MAX_AGE_MS);
+  if (ms <= 0) throw new Error(`"${String(value)}" must be longer than 0`);
+  return ms;
+};
+
+/** Paths the server answers itself; the metrics path may not shadow them. */
+const RESERVED_PATHS = ['/', '/healthz', '/readyz'];
+const telemetryPath = (value: unknown) => {
+  const path = parseHttpPath(value);
+  if (RESERVED_PATHS.includes(path) || path.startsWith('/jobs/')) throw new Error(`"${path}" is taken by the exporter's own routes (${RESERVED_PATHS.join(', ')}, /jobs/)`);
+  return path;
 };
 
 function collectorFields(): FieldSpec[] {
@@ -151,14 +170,14 @@ export const FIELDS: FieldSpec[] = [
 
   { key: 'web.listen_address', type: 'host:port', parse: parseListenAddress, default: ':9188', env: 'WEB_LISTEN_ADDRESS', flag: 'web.listen-address', help: 'address of /metrics, /healthz, /readyz (9187 is left to postgres_exporter)' },
   { key: 'web.config_file', type: 'path', parse: parseString, default: undefined, env: 'WEB_CONFIG_FILE', flag: 'web.config.file', help: 'exporter-toolkit web config: TLS and basic auth' },
-  { key: 'web.telemetry_path', type: 'string', parse: parseString, default: '/metrics', env: 'WEB_TELEMETRY_PATH', flag: 'web.telemetry-path', help: 'path of the metrics endpoint' },
+  { key: 'web.telemetry_path', type: 'path', parse: telemetryPath, default: '/metrics', env: 'WEB_TELEMETRY_PATH', flag: 'web.telemetry-path', help: 'path of the metrics endpoint' },
 
   { key: 'database.pool_max', type: 'int', parse: (v) => parseInteger(v, 1, 20), default: 3, help: "connections in the exporter's own pool" },
   { key: 'database.connect_timeout', type: 'duration', parse: positiveDuration, default: '5s', help: 'time allowed to open one connection' },
   { key: 'database.reconnect_max_backoff', type: 'duration', parse: positiveDuration, default: '30s', help: 'longest wait between reconnection attempts' },
 
   { key: 'app.application_name', type: 'string', parse: parseString, default: 'rag-search', env: 'APP_APPLICATION_NAME', help: "application_name of the search service's connections" },
-  { key: 'app.pool_max', type: 'int', parse: (v) => parseInteger(v, 1), default: 50, env: 'APP_POOL_MAX', help: "the search service's pool maximum (pool_size 20 + max_overflow 30)" },
+  { key: 'app.pool_max', type: 'int', parse: (v) => parseInteger(v, 1, 100_000), default: 50, env: 'APP_POOL_MAX', help: "the search service's pool maximum (pool_size 20 + max_overflow 30)" },
 
   { key: 'managed_tables', type: 'list', parse: parseStringList, default: DEFAULT_MANAGED_TABLES, help: 'tables whose statistics and indexes are watched and maintained' },
   { key: 'expected_indexes', type: 'list', parse: parseStringList, default: ['idx_embeddings_vector'], help: 'indexes that must exist: pg_index_expected_present reads 0 when one is gone' },
@@ -171,9 +190,9 @@ export const FIELDS: FieldSpec[] = [
   { key: 'custom_collectors.series_limit', type: 'int', parse: (v) => parseInteger(v, 1, 10_000_000), default: 10_000, help: 'most series one custom collector poll may publish; above it the poll fails and publishes nothing' },
   { key: 'extend.query_path', type: 'path', parse: parseString, default: undefined, env: 'PG_EXPORTER_EXTEND_QUERY_PATH', flag: 'extend.query-path', help: "postgres_exporter's queries.yaml, read as postgres_exporter reads it; re-read on reload" },
   { key: 'connections.top_applications', type: 'int', parse: (v) => parseInteger(v, 1, 100), default: 10, help: 'application_name values reported by name; the rest fold into "other"' },
-  { key: 'query_log.buckets', type: 'list of seconds', parse: parseNumberList, default: DEFAULT_QUERY_BUCKETS, help: 'histogram buckets of rag_query_duration_seconds' },
+  { key: 'query_log.buckets', type: 'list of seconds', parse: parseBuckets, default: DEFAULT_QUERY_BUCKETS, help: 'histogram buckets of rag_query_duration_seconds' },
   { key: 'query_log.query_types', type: 'list', parse: parseStringList, default: ['vector_search', 'hybrid_search', 'text_search', 'insert', 'update', 'delete'], help: 'query_type values kept as labels; others are counted as "other"' },
-  { key: 'query_log.lookback', type: 'duration', parse: parseDuration, default: '0s', help: 'on start, also read log rows this far back (0 = only rows written after start)' },
+  { key: 'query_log.lookback', type: 'duration', parse: (v) => parseDurationIn(v, 0, MAX_AGE_MS), default: '0s', help: 'on start, also read log rows this far back (0 = only rows written after start)' },
   { key: 'query_log.batch_rows', type: 'int', parse: (v) => parseInteger(v, 1000, 10_000_000), default: 250_000, help: 'log rows aggregated per statement; a poll runs more statements while it is behind and within its time budget' },
   { key: 'embeddings.dimensions', type: 'int', parse: (v) => parseInteger(v, 1, 64_000), default: 3072, help: 'expected vector dimension of chunk_embeddings.embedding' },
   { key: 'embeddings.models', type: 'list', parse: parseStringList, default: ['text-embedding-3-large', 'text-embedding-3-small'], help: 'model_name values reported by name; others count as unknown ("other")' },
@@ -193,12 +212,12 @@ export const FIELDS: FieldSpec[] = [
   { key: 'jobs.reindex-vector.change_threshold', type: 'ratio', parse: (v) => parseNumber(v, 0, 10), default: 0.2, help: 'rebuild when rows inserted/updated/deleted since the last build exceed this share of the table' },
   { key: 'jobs.reindex-vector.maintenance_work_mem', type: 'size', parse: parseMemorySize, default: undefined, help: "maintenance_work_mem of the rebuild's session, e.g. 2GB (an HNSW build is much faster when the graph fits); default: the server's" },
   { key: 'jobs.reindex-vector.lists_growth_factor', type: 'number', parse: (v) => parseNumber(v, 1, 100), default: 2, help: 'IVFFlat: rebuild with new lists when rows/1000 (sqrt(rows) above 1M rows) exceeds this factor times the current lists' },
-  { key: 'jobs.log-retention.retention', type: 'duration', parse: positiveDuration, default: '30d', help: 'query_performance_log rows older than this move to the archive' },
-  { key: 'jobs.log-retention.archive_retention', type: 'duration', parse: positiveDuration, default: '365d', help: 'archived rows older than this are deleted' },
+  { key: 'jobs.log-retention.retention', type: 'duration', parse: positiveAge, default: '30d', help: 'query_performance_log rows older than this move to the archive' },
+  { key: 'jobs.log-retention.archive_retention', type: 'duration', parse: positiveAge, default: '365d', help: 'archived rows older than this are deleted' },
   { key: 'jobs.log-retention.batch_size', type: 'int', parse: (v) => parseInteger(v, 1, 1_000_000), default: 5000, help: 'rows moved per transaction' },
   { key: 'jobs.log-retention.batch_pause', type: 'duration', parse: parseDuration, default: '50ms', help: 'pause between batches' },
   { key: 'jobs.backup.directory', type: 'path', parse: parseString, default: '/var/lib/pgvector-exporter/backups', env: 'BACKUP_DIRECTORY', help: 'where dumps are written' },
-  { key: 'jobs.backup.retention', type: 'duration', parse: positiveDuration, default: '30d', help: 'dumps older than this are deleted' },
+  { key: 'jobs.backup.retention', type: 'duration', parse: positiveAge, default: '30d', help: 'dumps older than this are deleted' },
   { key: 'jobs.backup.pg_dump', type: 'path', parse: parseString, default: 'pg_dump', env: 'PG_DUMP_PATH', help: 'pg_dump binary (its major version must be >= the server)' },
   { key: 'jobs.backup.pg_restore', type: 'path', parse: parseString, default: 'pg_restore', env: 'PG_RESTORE_PATH', help: 'pg_restore binary used to verify each dump' },
 ];
