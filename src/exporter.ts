@@ -87,6 +87,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
       contentType: CONTENT_TYPE,
       ready: () => poller.ready(),
       webConfig: options.webConfig,
+      probesWithoutAuth: config.web.probes_without_auth,
       log,
       extraRoutes: options.extraRoutes,
       selfAuthenticatedRoutes: jobsToken ? (app) => mountJobsRoute(app, jobs.runner, jobsToken, log) : undefined,

@@ -170,6 +170,7 @@ export const FIELDS: FieldSpec[] = [
 
   { key: 'web.listen_address', type: 'host:port', parse: parseListenAddress, default: ':9188', env: 'WEB_LISTEN_ADDRESS', flag: 'web.listen-address', help: 'address of /metrics, /healthz, /readyz (9187 is left to postgres_exporter)' },
   { key: 'web.config_file', type: 'path', parse: parseString, default: undefined, env: 'WEB_CONFIG_FILE', flag: 'web.config.file', help: 'exporter-toolkit web config: TLS and basic auth' },
+  { key: 'web.probes_without_auth', type: 'bool', parse: parseBoolean, default: true, env: 'WEB_PROBES_WITHOUT_AUTH', help: 'with basic auth on, /healthz and /readyz still answer without credentials (Kubernetes probes send none)' },
   { key: 'web.telemetry_path', type: 'path', parse: telemetryPath, default: '/metrics', env: 'WEB_TELEMETRY_PATH', flag: 'web.telemetry-path', help: 'path of the metrics endpoint' },
 
   { key: 'database.pool_max', type: 'int', parse: (v) => parseInteger(v, 1, 20), default: 3, help: "connections in the exporter's own pool" },
@@ -241,7 +242,7 @@ export interface Config {
   database_url?: string;
   log_level: (typeof LOG_LEVELS)[number];
   instance_name?: string;
-  web: { listen_address: string; config_file?: string; telemetry_path: string };
+  web: { listen_address: string; config_file?: string; telemetry_path: string; probes_without_auth: boolean };
   database: { pool_max: number; connect_timeout: number; reconnect_max_backoff: number };
   app: { application_name: string; pool_max: number };
   managed_tables: string[];

@@ -1,11 +1,13 @@
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import express, { type Express } from 'express';
+import type { TLSSocket } from 'node:tls';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../log.js';
 import { basicAuth } from './basic-auth.js';
 import type { ScrapeBody } from '../metrics/scrape-cache.js';
-import type { WebConfig } from './web-config.js';
+import { secureContextOptions, type WebConfig, type WebTlsConfig } from './web-config.js';
+import { ConfigError } from '../errors.js';
 
 export interface HttpOptions {
   listenAddress: string;
@@ -15,6 +17,8 @@ export interface HttpOptions {
   contentType: string;
   ready: () => boolean;
   webConfig?: WebConfig;
+  /** With basic auth on: /healthz and /readyz answer without credentials (Kubernetes probes send none). Default true. */
+  probesWithoutAuth?: boolean;
   log: Logger;
   /** Extra routes, mounted behind the same auth. */
   extraRoutes?: (app: Express) => void;
@@ -36,10 +40,20 @@ export function createApp(options: HttpOptions): Express {
   for (const [name, value] of Object.entries(options.webConfig?.headers ?? {})) {
     app.use((_req, res, next) => void (res.setHeader(name, value), next()));
   }
-  // /healthz stays open so container healthchecks work without credentials; it reveals nothing.
-  app.get('/healthz', (_req, res) => void res.type('text/plain').send('ok\n'));
+  // The probes reveal nothing but liveness and readiness; by default they stay open so container
+  // healthchecks and Kubernetes probes work without credentials when basic auth is on.
+  const probes = () => {
+    app.get('/healthz', (_req, res) => void res.type('text/plain').send('ok\n'));
+    app.get('/readyz', (_req, res) => {
+      const ready = options.ready();
+      res.status(ready ? 200 : 503).type('text/plain').send(ready ? 'ready\n' : 'first poll not finished\n');
+    });
+  };
+  const openProbes = options.probesWithoutAuth !== false;
+  if (openProbes) probes();
   options.selfAuthenticatedRoutes?.(app);
   if (options.webConfig?.basicAuthUsers.size) app.use(basicAuth(options.webConfig.basicAuthUsers, options.log));
+  if (!openProbes) probes();
   app.get(options.telemetryPath, async (req, res) => {
     try {
       const body = await options.metrics();
@@ -56,12 +70,19 @@ export function createApp(options: HttpOptions): Express {
       res.status(500).type('text/plain').send('rendering metrics failed\n');
     }
   });
-  app.get('/readyz', (_req, res) => {
-    const ready = options.ready();
-    res.status(ready ? 200 : 503).type('text/plain').send(ready ? 'ready\n' : 'first poll not finished\n');
-  });
   app.get('/', (_req, res) => void res.type('html').send(landingPage(options.telemetryPath)));
   options.extraRoutes?.(app);
+  app.use((_req, res) => void res.status(404).type('text/plain').send('not found\n'));
+  // Last: express's own handler would answer a malformed path (a %zz that does not decode) with the
+  // stack trace in the body outside NODE_ENV=production. One line, no stack, in the body and the log.
+  app.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    const e = err as { status?: number; statusCode?: number; message?: string };
+    const status = e.status ?? e.statusCode ?? 500;
+    const client = status >= 400 && status < 500;
+    options.log[client ? 'warn' : 'error']({ status, path: printablePath(req.originalUrl), error: e.message ?? String(err) }, client ? 'bad request' : 'request failed');
+    res.status(client ? status : 500).type('text/plain').send(client ? 'bad request\n' : 'internal error\n');
+  });
   return app;
 }
 
@@ -71,22 +92,35 @@ export async function startHttpServer(options: HttpOptions): Promise<RunningHttp
   const server: Server = tls
     ? createHttpsServer(
         {
-          cert: tls.cert,
-          key: tls.key,
-          ca: tls.ca,
-          minVersion: tls.minVersion,
+          ...secureContextOptions(tls),
           requestCert: tls.clientAuth !== 'NoClientCert',
+          // OpenSSL fails the handshake itself only for RequireAndVerifyClientCert; the other policies
+          // are enforced on the established connection below, before a request is read.
           rejectUnauthorized: tls.clientAuth === 'RequireAndVerifyClientCert',
         },
         app,
       )
     : createHttpServer(app);
+  if (tls) {
+    server.on('secureConnection', (socket: TLSSocket) => {
+      const refusal = clientCertificateRefusal(tls, socket);
+      if (refusal) {
+        options.log.warn({ remote: socket.remoteAddress, reason: refusal }, 'TLS client refused');
+        socket.destroy();
+      }
+    });
+  }
   server.keepAliveTimeout = 65_000;
   const { host, port } = splitListenAddress(options.listenAddress);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (err: NodeJS.ErrnoException) => {
+      // The operator's input (the address) is wrong or taken: exit 2 with one line, like a bad flag.
+      const why: Record<string, string> = { EADDRINUSE: 'address already in use', EACCES: 'permission denied (a port below 1024 needs privileges)', EADDRNOTAVAIL: 'address not available on this host', ENOTFOUND: 'unknown host' };
+      reject(err.code && why[err.code] ? new ConfigError(`web.listen_address ${options.listenAddress}: cannot listen: ${why[err.code]}`) : err);
+    };
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });
@@ -103,11 +137,46 @@ export async function startHttpServer(options: HttpOptions): Promise<RunningHttp
   };
 }
 
+/**
+ * Why a TLS client must be turned away under the web config's client_auth_type and client_allowed_sans,
+ * as exporter-toolkit (Go crypto/tls) would; undefined = let it in.
+ */
+export function clientCertificateRefusal(tls: WebTlsConfig, socket: TLSSocket): string | undefined {
+  if (tls.clientAuth === 'NoClientCert' || tls.clientAuth === 'RequestClientCert') return undefined;
+  const peer = socket.getPeerCertificate();
+  const given = peer !== null && typeof peer === 'object' && Object.keys(peer).length > 0;
+  if (!given) return tls.clientAuth === 'VerifyClientCertIfGiven' ? undefined : 'no client certificate';
+  if ((tls.clientAuth === 'VerifyClientCertIfGiven' || tls.clientAuth === 'RequireAndVerifyClientCert') && !socket.authorized) {
+    return `client certificate not verified: ${String(socket.authorizationError)}`;
+  }
+  if (tls.clientAllowedSans) {
+    const sans = subjectAltNames(peer.subjectaltname ?? '');
+    if (!sans.some((san) => tls.clientAllowedSans!.includes(san))) return 'client certificate has none of client_allowed_sans';
+  }
+  return undefined;
+}
+
+/** "DNS:a, IP Address:127.0.0.1, email:x@y, URI:spiffe://t/w" -> the values (Go compares the values only). */
+function subjectAltNames(text: string): string[] {
+  const values: string[] = [];
+  for (const match of text.matchAll(/(?:^|, )(DNS|IP Address|email|URI):((?:"(?:[^"\\]|\\.)*")|[^,]*)/g)) {
+    let value = match[2]!.startsWith('"') ? (JSON.parse(match[2]!) as string) : match[2]!;
+    if (match[1] === 'IP Address') value = value.toLowerCase();
+    values.push(value);
+  }
+  return values;
+}
+
 /** ":9188" = every interface; "[::1]:9188" = IPv6 loopback. */
 export function splitListenAddress(address: string): { host: string | undefined; port: number } {
   const at = address.lastIndexOf(':');
   const host = address.slice(0, at).replace(/^\[|\]$/g, '');
   return { host: host || undefined, port: Number(address.slice(at + 1)) };
+}
+
+/** The request path for a log line: bounded, control characters escaped (it is attacker-controlled). */
+function printablePath(path: string): string {
+  return JSON.stringify(path.slice(0, 200)).slice(1, -1);
 }
 
 function landingPage(telemetryPath: string): string {

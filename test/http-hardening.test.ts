@@ -1,0 +1,163 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import bcrypt from 'bcryptjs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { basicAuth } from '../src/http/basic-auth.js';
+import { startHttpServer, type HttpOptions, type RunningHttpServer } from '../src/http/server.js';
+import { createLogger } from '../src/log.js';
+import { ScrapeCache } from '../src/metrics/scrape-cache.js';
+import { runCli } from './helpers/cli.js';
+import { startServe } from './helpers/exporter.js';
+
+/** Basic auth with a bounded cost, open probes, malformed paths and start-up failures of the HTTP server. */
+
+const HASH = bcrypt.hashSync('correct horse', 8);
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+const servers: RunningHttpServer[] = [];
+const dir = mkdtempSync(join(tmpdir(), 'pgve-http-'));
+const after: Array<() => Promise<unknown>> = [];
+afterAll(async () => {
+  await Promise.all([...servers.map((s) => s.close()), ...after.map((f) => f())]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function serve(extra: Partial<HttpOptions> = {}): Promise<{ url: string; logs: () => string }> {
+  let logs = '';
+  const sink = new PassThrough();
+  sink.on('data', (d: Buffer) => (logs += d.toString()));
+  const server = await startHttpServer({
+    listenAddress: '127.0.0.1:0',
+    telemetryPath: '/metrics',
+    metrics: () => new ScrapeCache(async () => 'up 1\n').body(),
+    contentType: 'text/plain; version=0.0.4',
+    ready: () => true,
+    webConfig: { basicAuthUsers: new Map([['prometheus', HASH]]), headers: {} },
+    log: createLogger('info', sink),
+    ...extra,
+  });
+  servers.push(server);
+  return { url: server.url, logs: () => logs };
+}
+
+describe('basic auth: bounded cost', () => {
+  it('answers an unknown user after the same bcrypt comparison a known user costs', async () => {
+    const compared: string[] = [];
+    const handler = basicAuth(new Map([['prometheus', HASH]]), createLogger('silent'), {
+      compare: (password, hash) => (compared.push(hash), bcrypt.compare(password, hash)),
+    });
+    const call = (authorization: string) =>
+      new Promise<number>((resolve) => {
+        const res = { set: () => res, status: (code: number) => ({ type: () => ({ send: () => resolve(code) }) }) };
+        void handler({ headers: { authorization }, path: '/metrics', socket: {} } as never, res as never, () => resolve(200));
+      });
+    expect(await call(basic('nobody', 'guess'))).toBe(401);
+    expect(await call(basic('prometheus', 'guess'))).toBe(401);
+    expect(compared).toEqual([HASH, HASH]);
+    // Repeated pairs come from the cache: no further comparison, right or wrong.
+    expect(await call(basic('prometheus', 'correct horse'))).toBe(200);
+    expect(await call(basic('prometheus', 'correct horse'))).toBe(200);
+    expect(await call(basic('nobody', 'guess'))).toBe(401);
+    expect(compared).toHaveLength(3);
+  });
+
+  it('keeps authorized scrapes and probes answering during a flood of wrong passwords', async () => {
+    // The real serve process (no database needed: pg_up reads 0), flooded from this one.
+    const web = join(dir, 'flood-web.yml');
+    writeFileSync(web, `basic_auth_users:\n  prometheus: ${HASH}\n`);
+    const served = await startServe(['--web.config.file', web], { DATABASE_URL: 'postgresql://x@127.0.0.1:1/x' });
+    after.push(() => served.stop());
+    const url = served.url.replace(/^https:/, 'http:'); // basic auth without TLS here
+    expect((await fetch(`${url}/metrics`, { headers: { authorization: basic('prometheus', 'correct horse') } })).status).toBe(200);
+    let floodDone = 0;
+    const statuses: number[] = [];
+    // One connection per request (no agent), so all of them arrive at once.
+    const flood = Array.from({ length: 200 }, (_, i) =>
+      new Promise<void>((resolve, reject) => {
+        const req = request(`${url}/metrics`, { agent: false, headers: { authorization: basic(i % 2 ? 'prometheus' : `user${i}`, `wrong-${i}`) } }, (res) => {
+          res.resume();
+          res.on('end', () => {
+            floodDone++;
+            statuses.push(res.statusCode ?? 0);
+            resolve();
+          });
+        });
+        req.on('error', reject);
+        req.end();
+      }),
+    );
+    await expect.poll(() => floodDone, { timeout: 30_000 }).toBeGreaterThan(0);
+    // Answered while the flood is still being checked: the verified pair comes from the cache, the probes need no auth.
+    const scrape = await fetch(`${url}/metrics`, { headers: { authorization: basic('prometheus', 'correct horse') } });
+    const healthz = await fetch(`${url}/healthz`);
+    const readyz = await fetch(`${url}/readyz`);
+    const doneWhenAnswered = floodDone;
+    await Promise.all(flood);
+    expect([scrape.status, healthz.status]).toEqual([200, 200]);
+    expect(readyz.status).not.toBe(401);
+    expect(doneWhenAnswered).toBeLessThan(200);
+    // Beyond 2 running and 64 waiting comparisons, the rest is refused at once (429), none is let in.
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 401 || s === 429)).toBe(true);
+  });
+
+  it('can put the probes behind auth (web.probes_without_auth: false)', async () => {
+    const open = await serve();
+    expect((await fetch(`${open.url}/readyz`)).status).toBe(200);
+    expect((await fetch(`${open.url}/metrics`)).status).toBe(401);
+    const closed = await serve({ probesWithoutAuth: false });
+    expect((await fetch(`${closed.url}/healthz`)).status).toBe(401);
+    expect((await fetch(`${closed.url}/readyz`)).status).toBe(401);
+    expect((await fetch(`${closed.url}/readyz`, { headers: { authorization: basic('prometheus', 'correct horse') } })).status).toBe(200);
+  });
+});
+
+describe('malformed requests', () => {
+  it('answers a path that does not decode with 400, no stack trace in the body or the log', async () => {
+    const noop = { has: () => false, run: async () => ({}) as never };
+    const { mountJobsRoute } = await import('../src/http/jobs-route.js');
+    const { url, logs } = await serve({ webConfig: undefined, selfAuthenticatedRoutes: (app) => mountJobsRoute(app, noop as never, 'token-token-token', createLogger('silent')) });
+    const response = await fetch(`${url}/jobs/%zz/run`, { method: 'POST', headers: { authorization: 'Bearer token-token-token' } });
+    const body = await response.text();
+    expect(response.status).toBe(400);
+    expect(body).toBe('bad request\n');
+    expect(logs()).toMatch(/"status":400/);
+    expect(logs()).not.toMatch(/\n\s+at |URIError: .*\n/);
+    const missing = await fetch(`${url}/%E0%A4%A`);
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toBe('not found\n');
+  });
+});
+
+describe('start-up failures are exit 2 with one line', () => {
+  it('refuses a listen address already in use', async () => {
+    const holder: Server = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as { port: number }).port;
+    try {
+      const result = await runCli(['serve', '--web.listen-address', `127.0.0.1:${port}`], { DATABASE_URL: 'postgresql://x@127.0.0.1:1/x' });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(new RegExp(`web\\.listen_address 127\\.0\\.0\\.1:${port}: cannot listen: address already in use`));
+      expect(result.stderr).not.toMatch(/\n\s+at /);
+      expect(result.stderr.trim().split('\n').filter((l) => !l.startsWith('{'))).toHaveLength(1);
+    } finally {
+      holder.close();
+    }
+  });
+
+  it('refuses a TLS key that does not match its certificate', async () => {
+    for (const name of ['a', 'b']) {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', `/CN=${name}`, '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.pem`)], { stdio: 'ignore' });
+    }
+    const web = join(dir, 'web.yml');
+    writeFileSync(web, `tls_server_config:\n  cert_file: a.pem\n  key_file: b.key\n`);
+    const result = await runCli(['serve', '--web.config.file', web, '--web.listen-address', '127.0.0.1:0'], { DATABASE_URL: 'postgresql://x@127.0.0.1:1/x' });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/web\.yml:3: tls_server_config\.key_file: the key does not match the certificate/);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
