@@ -45,8 +45,11 @@ describe('health collector', () => {
     }
   });
 
-  it('fails (does not publish zeros) when the function is missing', async () => {
+  it('publishes nothing (never zeros) and reports the feature absent when the function is missing', async () => {
     await client.query('DROP FUNCTION system_health_check()');
-    await expect(healthCollector().collect(collectorContext(client))).rejects.toThrow(/system_health_check/);
+    const reported: unknown[][] = [];
+    const samples = await healthCollector().collect({ ...collectorContext(client), reportFeature: (...args) => reported.push(args) });
+    expect(samples).toEqual([]);
+    expect(reported).toEqual([['health_check', false, expect.stringMatching(/function system_health_check\(\) not found/)]]);
   });
 });

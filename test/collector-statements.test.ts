@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { NoDataError, type Sample } from '../src/collectors/collector.js';
+import type { Sample } from '../src/collectors/collector.js';
 import { isNormalizedStatement, QUERY_TEXT_MAX, statementsCollector } from '../src/collectors/statements.js';
 import { LocalCluster } from '../src/db/local-cluster.js';
 import { collectorContext, connect, samplesOf, undeclaredSamples, valueOf, useDatabaseClient } from './helpers/collector-context.js';
@@ -79,22 +79,30 @@ describe('statements collector', () => {
     expect(isNormalizedStatement('SELECT $x$4111111111111111$x$, e <-> $1 FROM t')).toBe(false);
   });
 
-  it('reports "no data" where the extension exists but the server does not preload it', async () => {
+  it('reports the feature absent, not a failure, where the extension exists but the server does not preload it', async () => {
     const cluster = await LocalCluster.start({ preload: [] });
     const bare = await connect(cluster.url());
     try {
       await bare.query('CREATE EXTENSION pg_stat_statements');
-      const error = await statementsCollector({ topN: 5 }).collect(collectorContext(bare)).catch((err: Error) => err);
-      expect(error).toBeInstanceOf(NoDataError);
-      expect((error as Error).message).toMatch(/shared_preload_libraries/);
+      const reported: unknown[][] = [];
+      const samples = await statementsCollector({ topN: 5 }).collect({ ...collectorContext(bare), reportFeature: (...args) => reported.push(args) });
+      expect(samples).toEqual([]);
+      expect(reported).toEqual([['pg_stat_statements', false, expect.stringMatching(/shared_preload_libraries/)]]);
     } finally {
       await bare.end();
       await cluster.remove();
     }
   });
 
-  it('reports "no data", not a failure, where pg_stat_statements is not installed', async () => {
+  it('reports the feature absent, not a failure, where pg_stat_statements is not installed', async () => {
+    const reported: unknown[][] = [];
+    const before = await statementsCollector({ topN: 5 }).collect({ ...collectorContext(client), reportFeature: (...args) => reported.push(args) });
+    expect(before.length).toBeGreaterThan(0);
     await client.query('DROP EXTENSION pg_stat_statements');
-    await expect(statementsCollector({ topN: 5 }).collect(collectorContext(client))).rejects.toBeInstanceOf(NoDataError);
+    expect(await statementsCollector({ topN: 5 }).collect({ ...collectorContext(client), reportFeature: (...args) => reported.push(args) })).toEqual([]);
+    expect(reported).toEqual([
+      ['pg_stat_statements', true],
+      ['pg_stat_statements', false, expect.stringMatching(/not installed in this database/)],
+    ]);
   });
 });

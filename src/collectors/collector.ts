@@ -1,4 +1,5 @@
 import type { Logger } from '../log.js';
+import type { Feature } from './features.js';
 
 /**
  * The contract every collector implements. Collectors return plain samples; they never import
@@ -71,6 +72,11 @@ export interface CollectContext {
   deadline: number;
   /** Aborted when the deadline passes or the exporter stops: start no new work. */
   signal: AbortSignal;
+  /**
+   * An optional part of the database (collectors/features.ts) is there (true) or not: published as
+   * pgvector_exporter_feature_enabled, logged once per change with the reason. Not a failure.
+   */
+  reportFeature: (feature: Feature, enabled: boolean, reason?: string) => void;
 }
 
 export interface Collector {
@@ -85,7 +91,7 @@ export interface Collector {
   collect(ctx: CollectContext): Promise<Sample[]>;
 }
 
-/** A collector whose data is not there (e.g. pg_stat_statements not installed): logged at debug, not an outage. */
+/** A collector with nothing to report (e.g. an empty table to sample): logged at debug, a successful poll without series. */
 export class NoDataError extends Error {
   constructor(message: string) {
     super(message);

@@ -29,19 +29,22 @@ const FAMILIES = {
 export const CONNECTIVITY_SQL = `
 SELECT current_setting('server_version') AS server_version,
        current_setting('server_version_num') AS server_version_num,
-       (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector_version`;
+       (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS pgvector_version,
+       current_user AS role, pg_has_role(current_user, 'pg_monitor', 'USAGE') AS pg_monitor`;
 
 interface Row extends Record<string, unknown> {
   server_version: string;
   server_version_num: string;
   pgvector_version: string | null;
+  role: string;
+  pg_monitor: boolean;
 }
 
 export function connectivityCollector(): Collector {
   return {
     name: 'connectivity',
     families: Object.values(FAMILIES),
-    async collect({ query, poolStats, log }) {
+    async collect({ query, poolStats, log, reportFeature }) {
       const pool = poolStats();
       const samples: Sample[] = [
         { family: FAMILIES.poolConnections.name, labels: { state: 'total' }, value: pool.total },
@@ -57,6 +60,11 @@ export function connectivityCollector(): Collector {
       }
       samples.push({ family: FAMILIES.up.name, value: 1 });
       if (row) {
+        reportFeature(
+          'pg_monitor',
+          row.pg_monitor,
+          `role ${row.role} is not a member of pg_monitor: GRANT pg_monitor TO ${row.role} (without it other sessions' queries, wait events and replication details read as NULL)`,
+        );
         samples.push({
           family: FAMILIES.version.name,
           labels: { server_version: row.server_version.split(' ')[0]!, server_version_num: row.server_version_num },

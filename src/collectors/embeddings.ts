@@ -1,4 +1,5 @@
 import type { Collector, MetricFamily, Sample } from './collector.js';
+import { requireFeature } from './features.js';
 
 /**
  * Documents, embeddings per model, documents without an embedding, and embeddings of the wrong
@@ -99,8 +100,9 @@ export function embeddingsCollector(options: EmbeddingsOptions): Collector {
   return {
     name: 'embeddings',
     families: Object.values(FAMILIES),
-    async collect({ query }) {
-      const [row] = await query<Row>(EMBEDDINGS_SQL, [options.dimensions, options.models]);
+    async collect(ctx) {
+      if (!(await requireFeature(ctx, 'embeddings'))) return [];
+      const [row] = await ctx.query<Row>(EMBEDDINGS_SQL, [options.dimensions, options.models]);
       return embeddingsSamples(row!, options.models);
     },
   };

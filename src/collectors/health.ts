@@ -1,4 +1,5 @@
 import type { Collector, MetricFamily, Sample } from './collector.js';
+import { requireFeature } from './features.js';
 
 /**
  * system_health_check() per component: one series per component and status, 1 for the current
@@ -37,7 +38,9 @@ export function healthCollector(): Collector {
   return {
     name: 'health',
     families: Object.values(FAMILIES),
-    async collect({ query, log }) {
+    async collect(ctx) {
+      const { query, log } = ctx;
+      if (!(await requireFeature(ctx, 'health_check'))) return [];
       const rows = await query<Row>(HEALTH_SQL);
       for (const row of rows) {
         // An unknown status leaves all three series at 0: visible, and never mistaken for HEALTHY.

@@ -1,4 +1,4 @@
-import type { Config } from '../config/schema.js';
+import { DEFAULT_EXPECTED_INDEXES, type Config } from '../config/schema.js';
 import {
   INDEX_CATALOG_COLUMNS,
   INDEX_CATALOG_FROM,
@@ -219,15 +219,32 @@ export interface IndexesOptions {
   schema: string;
   tables: readonly string[];
   expectedIndexes: readonly string[];
+  /**
+   * The expected indexes are the defaults, which name the RAG schema's index: checked only where that
+   * schema is present (its chunk_embeddings), so a database of another schema never reads "missing".
+   */
+  expectedIndexesNeedRagSchema?: boolean;
 }
+
+/** $1 schema: whether it holds the RAG schema's vector table. */
+export const RAG_SCHEMA_SQL = "SELECT to_regclass(quote_ident($1) || '.chunk_embeddings') IS NOT NULL AS present";
 
 export function indexesCollector(options: IndexesOptions): Collector {
   return {
     name: 'indexes',
     families: Object.values(FAMILIES),
-    async collect({ query }) {
+    async collect({ query, reportFeature }) {
       const indexes = await query<IndexRow>(INDEXES_SQL, [options.schema, options.tables]);
-      const expected = await query<ExpectedRow>(EXPECTED_SQL, [options.schema, options.expectedIndexes]);
+      let expected: ExpectedRow[] = [];
+      if (options.expectedIndexes.length > 0) {
+        const [rag] = options.expectedIndexesNeedRagSchema ? await query<{ present: boolean }>(RAG_SCHEMA_SQL, [options.schema]) : [{ present: true }];
+        reportFeature(
+          'expected_indexes',
+          rag!.present,
+          `the RAG schema (chunk_embeddings) is not in schema ${options.schema}: the default expected_indexes (${options.expectedIndexes.join(', ')}) do not apply; set expected_indexes to check indexes of your own`,
+        );
+        if (rag!.present) expected = await query<ExpectedRow>(EXPECTED_SQL, [options.schema, options.expectedIndexes]);
+      }
       const builds = await query<BuildRow>(BUILDS_SQL);
       return [...indexes.flatMap(indexSamples), ...expectedSamples(expected), ...builds.flatMap(buildSamples)];
     },
@@ -235,5 +252,14 @@ export function indexesCollector(options: IndexesOptions): Collector {
 }
 
 export function indexesOptions(config: Config): IndexesOptions {
-  return { schema: config.schema, tables: config.managed_tables, expectedIndexes: config.expected_indexes };
+  return {
+    schema: config.schema,
+    tables: config.managed_tables,
+    expectedIndexes: config.expected_indexes,
+    expectedIndexesNeedRagSchema: sameList(config.expected_indexes, DEFAULT_EXPECTED_INDEXES),
+  };
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -1,6 +1,7 @@
 import { isStatementTimeout } from '../db/errors.js';
 import type { Logger } from '../log.js';
 import type { Collector, CollectContext, HistogramSample, MetricFamily, Sample } from './collector.js';
+import { requireFeature } from './features.js';
 
 /**
  * query_performance_log, read incrementally into the histogram rag_query_duration_seconds{query_type}.
@@ -389,6 +390,7 @@ export function queryLogCollector(options: QueryLogOptions): QueryLogCollector {
       return batchRows;
     },
     async collect(ctx) {
+      if (!(await requireFeature(ctx, 'query_log'))) return [];
       state.beginPoll();
       if (!state.started) {
         const [row] = await ctx.query<StartRow>(QUERY_LOG_START_SQL, [options.lookback / 1000, START_HOLE_WINDOW]);

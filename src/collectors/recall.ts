@@ -1,6 +1,7 @@
 import { isStatementTimeout } from '../db/errors.js';
 import type { Collector, MetricFamily, QueryFn, Sample } from './collector.js';
 import { NoDataError } from './collector.js';
+import { requireFeature } from './features.js';
 
 /**
  * pgvector recall, measured the way users feel it: stored embeddings serve as queries; for each, the
@@ -144,7 +145,9 @@ export function recallCollector(options: RecallOptions): Collector {
   return {
     name: 'recall',
     families: Object.values(FAMILIES),
-    async collect({ query, log, deadline: pollDeadline, signal }) {
+    async collect(ctx) {
+      const { query, log, deadline: pollDeadline, signal } = ctx;
+      if (!(await requireFeature(ctx, 'recall'))) return [];
       // A tenth of the poll's time stays in reserve, for the ROLLBACK of a transaction cut short.
       const deadline = pollDeadline - (pollDeadline - Date.now()) * 0.1;
       const samples = await query<SampleRow>(RECALL_SAMPLE_SQL, [options.sampleSize]);

@@ -1,6 +1,5 @@
 import { isObjectNotInPrerequisiteState } from '../db/errors.js';
 import type { Collector, MetricFamily, QueryFn, Sample } from './collector.js';
-import { NoDataError } from './collector.js';
 
 /**
  * The database's own view of vector-search latency: pg_stat_statements entries of the target
@@ -165,10 +164,9 @@ export function statementsSamples(rows: readonly Row[], options: { queryText?: b
   return samples;
 }
 
-async function extensionSchema(query: QueryFn): Promise<string> {
+async function extensionSchema(query: QueryFn): Promise<string | undefined> {
   const [row] = await query<{ schema: string }>(STATEMENTS_SCHEMA_SQL);
-  if (!row) throw new NoDataError('pg_stat_statements is not installed in this database');
-  return row.schema;
+  return row?.schema;
 }
 
 export interface StatementsOptions {
@@ -181,15 +179,23 @@ export function statementsCollector(options: StatementsOptions): Collector {
   return {
     name: 'statements',
     families: Object.values(FAMILIES),
-    async collect({ query }) {
+    async collect({ query, reportFeature }) {
       const schema = await extensionSchema(query);
+      if (schema === undefined) {
+        reportFeature('pg_stat_statements', false, 'pg_stat_statements is not installed in this database (CREATE EXTENSION pg_stat_statements; it must also be in shared_preload_libraries)');
+        return [];
+      }
+      let rows: Row[];
       try {
-        return statementsSamples(await query<Row>(statementsSql(schema), [options.topN]), options);
+        rows = await query<Row>(statementsSql(schema), [options.topN]);
       } catch (err) {
         // pg_stat_statements created but not in shared_preload_libraries ("must be loaded via shared_preload_libraries").
-        if (isObjectNotInPrerequisiteState(err)) throw new NoDataError((err as Error).message);
-        throw err;
+        if (!isObjectNotInPrerequisiteState(err)) throw err;
+        reportFeature('pg_stat_statements', false, (err as Error).message);
+        return [];
       }
+      reportFeature('pg_stat_statements', true);
+      return statementsSamples(rows, options);
     },
   };
 }

@@ -54,6 +54,9 @@ export type JobName = (typeof JOB_NAMES)[number];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
+/** The RAG schema's vector index; checked by default only where that schema is present (collectors/indexes.ts). */
+export const DEFAULT_EXPECTED_INDEXES = ['idx_embeddings_vector'];
+
 /** The RAG tables of the data model plus the log tables the exporter and the jobs read. */
 export const DEFAULT_MANAGED_TABLES = [
   'framework_documents',
@@ -181,7 +184,7 @@ export const FIELDS: FieldSpec[] = [
   { key: 'app.pool_max', type: 'int', parse: (v) => parseInteger(v, 1, 100_000), default: 50, env: 'APP_POOL_MAX', help: "the search service's pool maximum (pool_size 20 + max_overflow 30)" },
 
   { key: 'managed_tables', type: 'list', parse: parseStringList, default: DEFAULT_MANAGED_TABLES, help: 'tables whose statistics and indexes are watched and maintained' },
-  { key: 'expected_indexes', type: 'list', parse: parseStringList, default: ['idx_embeddings_vector'], help: 'indexes that must exist: pg_index_expected_present reads 0 when one is gone' },
+  { key: 'expected_indexes', type: 'list', parse: parseStringList, default: DEFAULT_EXPECTED_INDEXES, help: 'indexes that must exist: pg_index_expected_present reads 0 when one is gone (the default applies only where the RAG schema is present)' },
   { key: 'schema', type: 'string', parse: parseString, default: 'public', help: 'schema holding the RAG tables' },
 
   ...collectorFields(),

@@ -3,6 +3,8 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 /** The exporter's view of its own collectors, published uniformly for every collector. */
 export interface CollectorObserver {
   observe(collector: string, durationSeconds: number, ok: boolean): void;
+  /** An optional part of the database (collectors/features.ts) found present (true) or absent. */
+  feature(feature: string, enabled: boolean): void;
 }
 
 export function registerSelfMetrics(registry: Registry): CollectorObserver {
@@ -30,8 +32,17 @@ export function registerSelfMetrics(registry: Registry): CollectorObserver {
     labelNames: ['collector', 'result'],
     registers: [registry],
   });
+  const features = new Gauge({
+    name: 'pgvector_exporter_feature_enabled',
+    help: 'Whether an optional part of the database is present and readable, so its metrics are collected (1), or absent or not granted, so they are not (0, never a failed poll): health_check, query_log, embeddings, recall, expected_indexes, pg_stat_statements, pg_monitor.',
+    labelNames: ['feature'],
+    registers: [registry],
+  });
   const everSucceeded = new Set<string>();
   return {
+    feature(feature, enabled) {
+      features.set({ feature }, enabled ? 1 : 0);
+    },
     observe(collector, durationSeconds, ok) {
       duration.set({ collector }, durationSeconds);
       success.set({ collector }, ok ? 1 : 0);

@@ -72,6 +72,8 @@ export class SeriesLimitError extends Error {
 export class Poller {
   private readonly states: CollectorState[];
   private stopped = true;
+  /** The last reported state of each optional feature of the database. */
+  private readonly features = new Map<string, boolean>();
   /** Aborted by stop(): in-flight polls give up their connections at once instead of delaying shutdown. */
   private stopping = new AbortController();
   /** Server pids of the connections polls hold right now, so stop() can cancel their statements. */
@@ -160,6 +162,8 @@ export class Poller {
       state.consecutiveTransientFailures = 0;
       ok = true;
     } catch (err) {
+      // "No data" (an empty table, nothing to measure) is not an outage: no series, but a successful poll.
+      if (err instanceof NoDataError) ok = true;
       this.recordFailure(state, err, log);
     } finally {
       state.polled = true;
@@ -242,7 +246,8 @@ export class Poller {
       else stopping.addEventListener('abort', onStop, { once: true });
     });
     try {
-      const ctx = { query, log, poolStats: () => this.poolStats(), deadline, signal: pollSignal.signal };
+      const reportFeature = (feature: string, enabled: boolean, reason?: string) => this.reportFeature(feature, enabled, reason);
+      const ctx = { query, log, poolStats: () => this.poolStats(), deadline, signal: pollSignal.signal, reportFeature };
       return await Promise.race([collector.collect(ctx), overrun, interrupted]);
     } catch (err) {
       if (err instanceof DeadlineExceededError || err instanceof PollInterruptedError) broken = true;
@@ -256,6 +261,16 @@ export class Poller {
       client?.off('error', onClientError);
       client?.release(broken ? true : undefined);
     }
+  }
+
+  /** Publishes a feature's state; one info line when it changes (the first absence included), none per poll. */
+  private reportFeature(feature: string, enabled: boolean, reason?: string): void {
+    const before = this.features.get(feature);
+    this.features.set(feature, enabled);
+    this.options.observer.feature(feature, enabled);
+    if (before === enabled) return;
+    if (!enabled) this.options.log.info({ feature, reason }, 'not in this database: not collected');
+    else if (before === false) this.options.log.info({ feature }, 'now in this database: collected');
   }
 
   private poolStats() {

@@ -16,6 +16,7 @@ export function collectorContext(client: pg.Client | pg.Pool, timeoutMs = 60_000
     poolStats: () => ({ total: 0, idle: 0, waiting: 0 }),
     deadline: Date.now() + timeoutMs,
     signal: AbortSignal.timeout(timeoutMs),
+    reportFeature: () => undefined,
   };
 }
 
