@@ -9,6 +9,7 @@ import {
   documentedMetrics,
   familyOf,
   loadRuleFiles,
+  monitoringConfig as loadConfig,
   panelTargets,
   recordedNames,
   selectors,
@@ -21,8 +22,11 @@ import {
  * test keeps equal to what the exporter publishes), and every label matched on is one the metric has.
  */
 
-/** Labels Prometheus adds to every scraped series. */
-const TARGET_LABELS = ['instance', 'job'];
+/**
+ * Labels of the target rather than the exporter: Prometheus' own (instance, job) and the identity labels of
+ * monitoring/config.yml, which the scrape configuration or Prometheus' external labels add.
+ */
+const TARGET_LABELS = ['instance', 'job', 'pod', ...loadConfig().identityLabels];
 
 /** The exporter publishes no label that collides with a target label (the maintenance job's is `job_name`). */
 function asScraped(labels: string[]): string[] {
@@ -32,8 +36,8 @@ function asScraped(labels: string[]): string[] {
 }
 /** prom-client's default metrics, documented in docs/metrics.md by reference rather than row by row. */
 const DEFAULT_METRIC_PREFIXES = ['process_', 'nodejs_'];
-/** Series Prometheus itself writes: ALERTS (the dashboards' firing-alerts panel and annotations). */
-const PROMETHEUS_SERIES = ['ALERTS'];
+/** Series Prometheus itself writes: ALERTS (the dashboards' firing-alerts panel and annotations), up (ExporterDown). */
+const PROMETHEUS_SERIES = ['ALERTS', 'up'];
 
 interface Expression {
   where: string;
@@ -107,13 +111,14 @@ describe('dashboards', () => {
     expect(providers.providers[0]).toMatchObject({ type: 'file', options: { path: '/var/lib/grafana/dashboards/pgvector-exporter' } });
   });
 
-  it.each(dashboards.map((d) => [d.file, d] as const))('%s has a prometheus datasource variable and an instance selector used by every query', (_file, dashboard) => {
+  it.each(dashboards.map((d) => [d.file, d] as const))('%s has a prometheus datasource variable and a database selector used by every query', (_file, dashboard) => {
+    const { selector, databaseLabel } = loadConfig();
     const variables = dashboard.json.templating.list;
     expect(variables.find((v) => v.name === 'datasource')).toMatchObject({ type: 'datasource', query: 'prometheus' });
-    const instance = variables.find((v) => v.name === 'instance');
-    expect(instance?.type).toBe('query');
-    expect(JSON.stringify(instance?.query)).toContain('label_values(pg_up, instance)');
-    const unscoped = panelTargets([dashboard]).filter((t) => !t.expr.includes('$instance'));
+    const database = variables.find((v) => v.name === 'database');
+    expect(database?.type).toBe('query');
+    expect(JSON.stringify(database?.query)).toContain(JSON.stringify(`label_values(pg_up{${selector}}, ${databaseLabel})`).slice(1, -1));
+    const unscoped = panelTargets([dashboard]).filter((t) => !t.expr.includes('$database'));
     expect(unscoped.map((t) => `${t.panel}: ${t.expr}`)).toEqual([]);
   });
 

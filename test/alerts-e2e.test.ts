@@ -190,7 +190,9 @@ describe('alerts and dashboards against a real Prometheus and Alertmanager', () 
       expect(notification!.receiver).toBe('pager');
       expect(alert.labels.severity).toBe('critical');
       expect(alert.annotations.runbook_url).toMatch(/docs\/runbooks\/VectorIndexCorruption\.md$/);
-      expect(alert.annotations.description).toContain(new URL(exporter!.url).host);
+      expect(alert.labels).toMatchObject({ job: 'pgvector-exporter', database: 'rag' });
+      expect(alert.labels.instance).toBeUndefined();
+      expect(alert.annotations.description).toContain('idx_embeddings_vector on rag ');
 
       const restored = Date.now();
       await db.query('CREATE INDEX idx_embeddings_vector ON chunk_embeddings USING hnsw ((embedding::halfvec(3072)) halfvec_cosine_ops)');

@@ -29,6 +29,11 @@ const matches = (selector: Record<string, string>, labels: Record<string, string
 describe('the generated PrometheusRule', () => {
   it('is what scripts/generate-prometheusrule.mjs produces from alerts/ now', () => {
     const result = spawnSync(process.execPath, [join(ROOT, 'scripts/generate-prometheusrule.mjs'), '--check'], { encoding: 'utf8' });
+    expect(result.status, result.stderr).toBe(0);
+  });
+
+  it('is what scripts/generate-monitoring.mjs produces from monitoring/ now', () => {
+    const result = spawnSync(process.execPath, [join(ROOT, 'scripts/generate-monitoring.mjs'), '--check'], { encoding: 'utf8' });
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
   });

@@ -5,6 +5,7 @@ import { connectivityCollector } from './connectivity.js';
 import { databaseCollector } from './database.js';
 import { indexesCollector, indexesOptions } from './indexes.js';
 import { replicationCollector } from './replication.js';
+import { embeddingFailuresCollector } from './embedding-failures.js';
 import { embeddingsCollector } from './embeddings.js';
 import { healthCollector } from './health.js';
 import { queryLogCollector } from './query-log.js';
@@ -33,6 +34,7 @@ export const COLLECTOR_FACTORIES: Record<CollectorName, (config: Config) => Coll
       batchRows: config.query_log.batch_rows,
     }),
   embeddings: (config) => embeddingsCollector(config.embeddings),
+  embedding_failures: (config) => embeddingFailuresCollector({ gracePeriodMs: config.embedding_failures.grace_period }),
   recall: (config) =>
     recallCollector({
       sampleSize: config.recall.sample_size,

@@ -44,6 +44,7 @@ export const COLLECTOR_NAMES = [
   'health',
   'query_log',
   'embeddings',
+  'embedding_failures',
   'recall',
   'statements',
 ] as const;
@@ -90,6 +91,7 @@ const COLLECTOR_DEFAULTS: Record<CollectorName, CollectorDefaults> = {
   health: { interval: '1m', timeout: '15s', help: 'system_health_check() per component' },
   query_log: { interval: '15s', timeout: '10s', help: 'query_performance_log into rag_query_duration_seconds' },
   embeddings: { interval: '2m', timeout: '30s', help: 'documents, embeddings, missing and wrong embeddings' },
+  embedding_failures: { interval: '1m', timeout: '30s', help: 'failed embedding generations: log rows with an error, documents without an embedding past the grace period' },
   recall: { interval: '10m', timeout: '2m', enabled: false, help: 'pgvector recall: index top-k against exact top-k' },
   statements: { interval: '1m', timeout: '10s', help: 'pg_stat_statements for pgvector distance operators' },
 };
@@ -200,6 +202,7 @@ export const FIELDS: FieldSpec[] = [
   { key: 'query_log.batch_rows', type: 'int', parse: (v) => parseInteger(v, 1000, 10_000_000), default: 250_000, help: 'log rows aggregated per statement; a poll runs more statements while it is behind and within its time budget' },
   { key: 'embeddings.dimensions', type: 'int', parse: (v) => parseInteger(v, 1, 64_000), default: 3072, help: 'expected vector dimension of chunk_embeddings.embedding' },
   { key: 'embeddings.models', type: 'list', parse: parseStringList, default: ['text-embedding-3-large', 'text-embedding-3-small'], help: 'model_name values reported by name; others count as unknown ("other")' },
+  { key: 'embedding_failures.grace_period', type: 'duration', parse: positiveDuration, default: '30m', help: 'how long a new document may stay without an embedding before rag_embedding_generation_failures_total counts it' },
   { key: 'recall.sample_size', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 20, help: 'stored embeddings used as queries per recall measurement' },
   { key: 'recall.top_k', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 10, help: 'neighbours compared per query' },
   { key: 'recall.ef_search', type: 'int', parse: (v) => parseInteger(v, 0, 1000), default: 0, help: 'hnsw.ef_search for the index pass (0 = the server default)' },
@@ -257,6 +260,7 @@ export interface Config {
   connections: { top_applications: number };
   query_log: { buckets: number[]; query_types: string[]; lookback: number; batch_rows: number };
   embeddings: { dimensions: number; models: string[] };
+  embedding_failures: { grace_period: number };
   recall: { sample_size: number; top_k: number; ef_search: number };
   statements: { top_n: number; query_text: boolean };
   jobs: {

@@ -30,7 +30,8 @@ export function ruleFiles(dir = ALERTS_DIR): string[] {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) {
-      if (entry.name !== 'tests') found.push(...ruleFiles(path));
+      // tests: promtool tests; specification: the database specification's optional alerts (docs/alerts.md)
+      if (entry.name !== 'tests' && entry.name !== 'specification') found.push(...ruleFiles(path));
     } else if (/\.ya?ml$/.test(entry.name) && entry.name !== 'alertmanager.yml' && hasRuleGroups(path)) {
       found.push(path);
     }

@@ -33,6 +33,17 @@ export interface RuleFile {
   groups: RuleGroup[];
 }
 
+/** monitoring/config.yml: the selector and identity labels the rules and dashboards are generated with. */
+export interface MonitoringConfig {
+  selector: string;
+  identityLabels: string[];
+  databaseLabel: string;
+}
+
+export function monitoringConfig(): MonitoringConfig {
+  return parse(readFileSync(`${ROOT}monitoring/config.yml`, 'utf8')) as MonitoringConfig;
+}
+
 export function yamlFiles(dir: string): string[] {
   return readdirSync(dir)
     .filter((f) => /\.ya?ml$/.test(f))
@@ -117,6 +128,7 @@ export function variableQueries(dashboards = loadDashboards()): PanelTarget[] {
 
 /**
  * Replaces Grafana's variables by what Grafana would send: $instance by a regex matching every instance,
+ * $database by its "All" value (.*, which also matches series without the label),
  * $__rate_interval and friends by durations.
  */
 export function substituteGrafanaVariables(expr: string, instance = '.+'): string {
@@ -125,6 +137,7 @@ export function substituteGrafanaVariables(expr: string, instance = '.+'): strin
     .replace(/\$__interval|\$\{__interval\}/g, '15s')
     .replace(/\$__range|\$\{__range\}/g, '1h')
     .replace(/\$\{instance(?::\w+)?\}|\$instance/g, instance)
+    .replace(/\$\{database(?::\w+)?\}|\$database/g, '.*')
     .replace(/\$\{datasource\}|\$datasource/g, 'prometheus');
 }
 

@@ -77,6 +77,18 @@ export function renderRulesForTest(dir: string): string[] {
   });
 }
 
+/**
+ * The specification's alerts.yml as shipped in alerts/specification/ (its four rules unchanged but for a
+ * `for:` of 1 s), for loading beside the project's rules.
+ */
+export function renderSpecificationForTest(dir: string): string {
+  const doc = parse(readFileSync(`${ROOT}alerts/specification/alerts.yml`, 'utf8')) as { groups: { name: string; rules: { for?: string }[] }[] };
+  const groups = doc.groups.map((g) => ({ ...g, rules: g.rules.map((r) => (r.for ? { ...r, for: '1s' } : r)) }));
+  const path = join(dir, 'specification.alerts.yml');
+  writeFileSync(path, stringify({ groups }));
+  return path;
+}
+
 interface AlertmanagerConfig {
   route: Record<string, unknown> & { routes?: Record<string, unknown>[] };
   receivers: { name: string }[];
@@ -157,16 +169,32 @@ export async function startAlertmanager(dir: string, webhookUrl: string): Promis
   );
 }
 
-export async function startPrometheus(dir: string, options: { target: string; alertmanager: string; ruleFiles: string[] }): Promise<ManagedProcess> {
+export interface ScrapeJob {
+  /** The job's name, e.g. pgvector-exporter or postgres (postgres_exporter). */
+  job: string;
+  targets: string[];
+  /** Target labels, e.g. the database label of monitoring/config.yml. */
+  labels?: Record<string, string>;
+}
+
+/**
+ * A Prometheus scraping `target` as job pgvector-exporter with the label database="rag" (as the shipped
+ * prometheus.yml does), or the given jobs.
+ */
+export async function startPrometheus(
+  dir: string,
+  options: { target?: string; jobs?: ScrapeJob[]; alertmanager: string; ruleFiles: string[] },
+): Promise<ManagedProcess> {
   const port = await freePort();
   const config = join(dir, 'prometheus.yml');
+  const jobs = options.jobs ?? [{ job: 'pgvector-exporter', targets: [options.target!], labels: { database: 'rag' } }];
   writeFileSync(
     config,
     stringify({
       global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
       rule_files: options.ruleFiles,
       alerting: { alertmanagers: [{ static_configs: [{ targets: [options.alertmanager] }] }] },
-      scrape_configs: [{ job_name: 'pgvector-exporter', static_configs: [{ targets: [options.target] }] }],
+      scrape_configs: jobs.map((j) => ({ job_name: j.job, static_configs: [{ targets: j.targets, labels: j.labels ?? {} }] })),
     }),
   );
   return startServer(
