@@ -48,11 +48,13 @@ describe('the exporter with the least-privilege role', () => {
     expect(sampleValue(text, 'rag_documents')).toBe(0);
   });
 
-  it('fails only the collector that reads a table whose access was revoked', async () => {
+  it('fails only the collectors that read a table whose access was revoked', async () => {
     await db.pool.query('REVOKE SELECT ON framework_documents FROM pgvector_exporter');
     await eventually(async () => (await success('embeddings')) === 0, 'embeddings collector failing after REVOKE', 15_000);
+    // embedding_failures reads framework_documents too
+    await eventually(async () => (await success('embedding_failures')) === 0, 'embedding_failures collector failing after REVOKE', 15_000);
     const text = await metrics();
-    const stillFine = names.filter((n) => n !== 'embeddings' && n !== 'statements');
+    const stillFine = names.filter((n) => n !== 'embeddings' && n !== 'embedding_failures' && n !== 'statements');
     for (const name of stillFine) {
       expect(sampleValue(text, 'pgvector_exporter_collector_success', { collector: name }), name).toBe(1);
     }
