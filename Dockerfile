@@ -5,7 +5,9 @@
 #   docker run --rm -e DATABASE_URL=postgresql://user:pass@db:5432/rag -p 9188:9188 pgvector-exporter
 #
 # Build stage: dev dependencies to compile TypeScript, then pruned to production dependencies only.
-ARG NODE_IMAGE=node:20-bookworm-slim
+# Node 24 LTS (supported to April 2028): Node 20 left support in April 2026. The code keeps running on
+# Node >= 20 (package.json engines; the test machines run 20).
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app

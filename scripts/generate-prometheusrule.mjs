@@ -57,8 +57,9 @@ export function renderPrometheusRuleFrom(files) {
           labels: {
             'app.kubernetes.io/name': 'pgvector-exporter',
             'app.kubernetes.io/part-of': 'rag-search',
-            // Match your Prometheus' ruleSelector (kube-prometheus-stack selects release=<its release name>).
             role: 'alert-rules',
+            // kube-prometheus-stack's ruleSelector matches release=<its Helm release name>: set yours.
+            release: 'kube-prometheus-stack',
           },
           annotations: { 'pgvector-exporter/source': file.path },
         },

@@ -20,8 +20,14 @@ const resources: Resource[] = readdirSync(K8S)
   .filter((f) => f.endsWith('.yaml'))
   .flatMap((f) => parseAllDocuments(readFileSync(join(K8S, f), 'utf8')).map((d) => d.toJS() as Resource))
   .filter(Boolean);
+/** The placeholder Secrets, kept out of deploy/kubernetes/ so applying that directory never overwrites real ones. */
+const PLACEHOLDERS = join(ROOT, 'deploy/kubernetes-placeholders');
+const placeholders: Resource[] = readdirSync(PLACEHOLDERS)
+  .filter((f) => f.endsWith('.yaml'))
+  .flatMap((f) => parseAllDocuments(readFileSync(join(PLACEHOLDERS, f), 'utf8')).map((d) => d.toJS() as Resource))
+  .filter(Boolean);
 const byKind = (kind: string) => resources.filter((r) => r.kind === kind);
-const one = (kind: string, name: string) => resources.find((r) => r.kind === kind && r.metadata.name === name)!;
+const one = (kind: string, name: string) => [...resources, ...placeholders].find((r) => r.kind === kind && r.metadata.name === name)!;
 const workloads = [...byKind('Deployment'), ...byKind('StatefulSet')];
 const exporterContainers = workloads.flatMap((w) => (w.spec.template.spec.containers as any[]).filter((c) => c.name === 'exporter').map((c) => ({ workload: w, container: c })));
 const matches = (selector: Record<string, string>, labels: Record<string, string> = {}) => Object.entries(selector).every(([k, v]) => labels[k] === v);
@@ -83,13 +89,32 @@ describe('the Kubernetes manifests', () => {
     }
   });
 
-  it('ship Secrets with placeholders only', () => {
-    for (const secret of byKind('Secret')) {
+  it('ship Secrets with placeholders only, apart from the manifests that are applied as they are', () => {
+    expect(byKind('Secret'), 'kubectl apply -f deploy/kubernetes/ would overwrite the real Secrets').toEqual([]);
+    const secrets = placeholders.filter((r) => r.kind === 'Secret');
+    expect(secrets.map((s) => s.metadata.name).sort()).toEqual(['pgvector-exporter-db', 'rag-postgres-owner']);
+    for (const secret of secrets) {
       for (const [key, value] of Object.entries(secret.stringData as Record<string, string>)) {
         if (/password|token/i.test(key)) expect(['CHANGE-ME', ''], `${secret.metadata.name}/${key}`).toContain(value);
       }
       expect(secret.data, 'base64 data hides what is committed').toBeUndefined();
     }
+  });
+
+  it('run every pod under the runtime\'s default seccomp profile, non-root, without privilege escalation', () => {
+    for (const workload of workloads) {
+      expect(workload.spec.template.spec.securityContext?.seccompProfile, workload.metadata.name).toEqual({ type: 'RuntimeDefault' });
+    }
+    for (const { container } of exporterContainers) {
+      expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    }
+  });
+
+  it('label monitors and rules with the release label kube-prometheus-stack selects by, and say so', () => {
+    for (const resource of [...byKind('ServiceMonitor'), ...byKind('PodMonitor'), ...byKind('PrometheusRule')]) {
+      expect(resource.metadata.labels?.release, `${resource.kind}/${resource.metadata.name}`).toBe('kube-prometheus-stack');
+    }
+    expect(readFileSync(join(ROOT, 'README.md'), 'utf8')).toMatch(/release: kube-prometheus-stack/);
   });
 
   it('mount a ConfigMap whose config the exporter loads', () => {
