@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
-import { enabledCollectors } from './collectors/index.js';
-import { COLLECTOR_NAMES, type CollectorName, type Config } from './config/schema.js';
+import type { Config } from './config/schema.js';
 import type { ConnectionSettings } from './db/connection.js';
 import { createPool } from './db/pool.js';
 import { mountJobsRoute } from './http/jobs-route.js';
@@ -12,11 +11,12 @@ import { CONTENT_TYPE, createRegistry, exposition } from './metrics/registry.js'
 import { ScrapeCache } from './metrics/scrape-cache.js';
 import { registerSelfMetrics } from './metrics/self-metrics.js';
 import { JobService } from './jobs/service.js';
-import { Poller, type CollectorSchedule } from './poller/poller.js';
-import { customCollector } from './custom/collector.js';
-import type { CustomCollectorDefinition } from './custom/definition.js';
-import { loadCustomCollectors, type OwnedNames } from './custom/load.js';
-import type { Collector } from './collectors/collector.js';
+import { Poller } from './poller/poller.js';
+import { collectorSet, type CollectorSet } from './commands/collector-set.js';
+import { Reloader, restartOnlyChanges } from './commands/reload.js';
+import { mountReloadRoute } from './http/reload-route.js';
+import { registerReloadMetrics } from './metrics/reload-metrics.js';
+import { onReloadSignal } from './signals.js';
 
 /** The running exporter: pool, poller, registry and HTTP server, wired once for serve and demo. */
 export interface RunningExporter {
@@ -37,6 +37,8 @@ export interface ExporterOptions {
   extraRoutes?: HttpOptions['extraRoutes'];
   /** Run the maintenance scheduler (and, with a token, POST /jobs/<name>/run): serve without --no-jobs and jobs.enabled. */
   jobs?: boolean;
+  /** Re-reads and validates the config (flags, environment, file): with it, SIGHUP and POST /-/reload reload. */
+  readConfig?: () => Config;
 }
 
 export const EXPORTER_APPLICATION_NAME = 'pgvector-exporter';
@@ -52,31 +54,40 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
   // Job metric families are always registered (documented, stable); series only for scheduled jobs.
   const jobs = new JobService({ config, connection, log, registry });
   const jobsToken = options.jobs ? config.jobs.api_token : undefined;
-  const builtIn = enabledCollectors(config);
-  let definitions: CustomCollectorDefinition[];
+  const reloadMetrics = registerReloadMetrics(registry);
+  let collectors: CollectorSet;
   try {
-    definitions = loadCustomCollectors(
-      { files: config.custom_collectors.files, queryPath: config.extend.query_path },
-      ownedNames(builtIn, registry),
-    );
+    collectors = collectorSet(config, registry);
   } catch (err) {
     await pool.end();
     throw err;
   }
-  const customSchedules = new Map(definitions.map((d) => [d.name, customSchedule(d, config)]));
   const poller = new Poller({
-    collectors: [...builtIn, ...definitions.map(customCollector)],
-    schedule: (name) => {
-      const custom = customSchedules.get(name);
-      if (custom) return custom;
-      const c = config.collectors[name as CollectorName];
-      return { intervalMs: c.interval, timeoutMs: c.timeout };
-    },
+    collectors: collectors.collectors,
+    schedule: collectors.schedule,
+    fingerprint: collectors.fingerprint,
     pool,
     log,
     observer: registerSelfMetrics(registry),
     maxBackoffMs: config.database.reconnect_max_backoff,
   });
+  let running = config;
+  const reloader = new Reloader({
+    log,
+    observer: reloadMetrics,
+    prepare: () => {
+      const next = options.readConfig!();
+      const nextCollectors = collectorSet(next, registry);
+      return () => {
+        const summary = poller.reconcile(nextCollectors.collectors, nextCollectors.schedule, nextCollectors.fingerprint);
+        const restartOnly = restartOnlyChanges(running, next);
+        running = next;
+        log.info({ ...summary, ...(restartOnly.length ? { needsRestart: restartOnly } : {}) }, 'config reloaded');
+      };
+    },
+  });
+  const reloadToken = options.readConfig ? config.jobs.api_token : undefined;
+  const stopReloadSignal = options.readConfig ? onReloadSignal(() => void reloader.reload()) : () => undefined;
   const scrapes = new ScrapeCache(() => exposition(registry, () => poller.render()));
   let http: RunningHttpServer;
   try {
@@ -90,9 +101,13 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
       probesWithoutAuth: config.web.probes_without_auth,
       log,
       extraRoutes: options.extraRoutes,
-      selfAuthenticatedRoutes: jobsToken ? (app) => mountJobsRoute(app, jobs.runner, jobsToken, log) : undefined,
+      selfAuthenticatedRoutes: (app) => {
+        if (jobsToken) mountJobsRoute(app, jobs.runner, jobsToken, log);
+        if (reloadToken) mountReloadRoute(app, () => reloader.reload(), reloadToken, log);
+      },
     });
   } catch (err) {
+    stopReloadSignal();
     await jobs.stop();
     await pool.end();
     throw err;
@@ -107,6 +122,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
     pool,
     poller,
     async stop() {
+      stopReloadSignal();
       await http.close();
       // A running job gets a short grace, then is cancelled; the poller stops meanwhile.
       await Promise.all([jobs.stop(), poller.stop()]);
@@ -115,25 +131,3 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
   };
 }
 
-/** The names custom collectors may not take: every family the exporter publishes already, and the built-in collectors. */
-function ownedNames(builtIn: readonly Collector[], registry: Registry): OwnedNames {
-  const families = new Map<string, string>();
-  for (const collector of builtIn) {
-    for (const family of collector.families) {
-      const owner = `the built-in collector "${collector.name}" (collectors.${collector.name}.enabled: false turns it off)`;
-      for (const name of family.type === 'histogram' ? [family.name, `${family.name}_bucket`, `${family.name}_sum`, `${family.name}_count`] : [family.name]) {
-        families.set(name, owner);
-      }
-    }
-  }
-  for (const metric of registry.getMetricsAsArray()) families.set(metric.name, 'the exporter itself');
-  return { families, collectors: new Set(COLLECTOR_NAMES) };
-}
-
-function customSchedule(definition: CustomCollectorDefinition, config: Config): CollectorSchedule {
-  return {
-    intervalMs: Math.max(definition.intervalMs ?? config.custom_collectors.interval, definition.minIntervalMs ?? 0),
-    timeoutMs: definition.timeoutMs ?? config.custom_collectors.timeout,
-    seriesLimit: definition.seriesLimit ?? config.custom_collectors.series_limit,
-  };
-}

@@ -23,3 +23,10 @@ export function waitForShutdownSignal(log: Logger, graceMs = 5000): Promise<Node
     process.on('SIGINT', onSignal);
   });
 }
+
+/** Calls `onReload` on every SIGHUP (re-read the config); returns a function that stops listening. */
+export function onReloadSignal(onReload: () => void): () => void {
+  const listener = () => onReload();
+  process.on('SIGHUP', listener);
+  return () => process.off('SIGHUP', listener);
+}

@@ -16,7 +16,9 @@ export const serveCommand: Command = {
     // Validated before anything starts, like the config: a bad web config is exit 2, not a half-started server.
     const webConfig = config.web.config_file ? loadWebConfig(config.web.config_file) : undefined;
     const jobs = config.jobs.enabled && args.values['no-jobs'] !== true;
-    const exporter = await startExporter({ config, connection, log, webConfig, jobs });
+    // SIGHUP and POST /-/reload read the config again from the same flags, environment and file.
+    const readConfig = () => commandContext(args).config;
+    const exporter = await startExporter({ config, connection, log, webConfig, jobs, readConfig });
     await waitForShutdownSignal(log);
     await exporter.stop();
     log.info('stopped');

@@ -210,7 +210,7 @@ export const FIELDS: FieldSpec[] = [
   { key: 'statements.query_text', type: 'bool', parse: parseBoolean, default: false, help: 'publish the text of normalized statements in pgvector_statements_query_info (utility statements, whose literals pg_stat_statements keeps, never)' },
 
   { key: 'jobs.enabled', type: 'bool', parse: parseBoolean, default: true, env: 'JOBS_ENABLED', help: 'run the maintenance scheduler in serve (--no-jobs turns it off)' },
-  { key: 'jobs.api_token', type: 'string', parse: parseString, default: undefined, env: 'JOBS_API_TOKEN', help: 'bearer token enabling POST /jobs/<name>/run (endpoint absent without it)' },
+  { key: 'jobs.api_token', type: 'string', parse: parseString, default: undefined, env: 'JOBS_API_TOKEN', help: 'bearer token enabling POST /jobs/<name>/run and POST /-/reload (endpoints absent without it)' },
   { key: 'jobs.window.start', type: 'HH:MM', parse: parseTimeOfDay, default: undefined, help: 'maintenance window start; scheduled runs outside it are skipped' },
   { key: 'jobs.window.end', type: 'HH:MM', parse: parseTimeOfDay, default: undefined, help: 'maintenance window end' },
   { key: 'jobs.window.timezone', type: 'timezone', parse: parseTimezone, default: 'UTC', help: 'time zone of the maintenance window' },

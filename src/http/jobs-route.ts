@@ -1,8 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Express, Request } from 'express';
 import type { JobName } from '../config/schema.js';
 import type { RunRequest, RunResult } from '../jobs/runner.js';
 import type { Logger } from '../log.js';
+import { bearerCheck } from './bearer-token.js';
 
 /**
  * POST /jobs/<name>/run: one run now, same lock and maintenance_log as a scheduled run. Mounted only
@@ -20,10 +20,10 @@ export interface JobTrigger {
 }
 
 export function mountJobsRoute(app: Express, runner: JobTrigger, token: string, log: Logger): void {
-  const expected = digest(token);
+  const authorized = bearerCheck(token);
   app.post('/jobs/:name/run', async (req, res) => {
     const name = req.params.name!;
-    if (!bearerMatches(req, expected)) {
+    if (!authorized(req)) {
       // Never the token itself, nor the header: only whether one was sent.
       log.warn({ job: name, remote: req.socket.remoteAddress, authorization: req.headers.authorization ? 'wrong' : 'missing' }, 'POST /jobs rejected: missing or wrong bearer token');
       res.status(401).set('WWW-Authenticate', 'Bearer realm="pgvector-exporter jobs"').json({ error: 'missing or wrong bearer token' });
@@ -37,17 +37,6 @@ export function mountJobsRoute(app: Express, runner: JobTrigger, token: string, 
     const status = result.result === 'success' ? 200 : result.result === 'failure' ? 500 : 409;
     res.status(status).json(toJson(result));
   });
-}
-
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
-}
-
-/** Compares digests (equal length) in constant time, so the response time says nothing about the token. */
-function bearerMatches(req: Request, expected: Buffer): boolean {
-  const header = req.headers.authorization ?? '';
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  return timingSafeEqual(digest(match?.[1] ?? ''), expected) && match !== null;
 }
 
 function flag(req: Request, name: string): boolean {

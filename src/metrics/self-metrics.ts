@@ -5,6 +5,8 @@ export interface CollectorObserver {
   observe(collector: string, durationSeconds: number, ok: boolean): void;
   /** An optional part of the database (collectors/features.ts) found present (true) or absent. */
   feature(feature: string, enabled: boolean): void;
+  /** A collector removed by a reload: its series go. */
+  forget?(collector: string): void;
 }
 
 export function registerSelfMetrics(registry: Registry): CollectorObserver {
@@ -40,6 +42,11 @@ export function registerSelfMetrics(registry: Registry): CollectorObserver {
   });
   const everSucceeded = new Set<string>();
   return {
+    forget(collector) {
+      for (const gauge of [duration, success, lastSuccess]) gauge.remove({ collector });
+      for (const result of ['success', 'failure']) polls.remove({ collector, result });
+      everSucceeded.delete(collector);
+    },
     feature(feature, enabled) {
       features.set({ feature }, enabled ? 1 : 0);
     },

@@ -22,10 +22,27 @@ export interface PollerOptions {
   observer: CollectorObserver;
   /** Longest wait between attempts while the database is unreachable. */
   maxBackoffMs: number;
+  /**
+   * What a collector is, beyond its name (its options and schedule), so a reload keeps the collectors
+   * whose fingerprint did not change, cache and timer included. Default: the name alone.
+   */
+  fingerprint?: (name: string) => string;
+}
+
+/** What a reload changed, by collector name. */
+export interface ReconcileSummary {
+  added: string[];
+  changed: string[];
+  removed: string[];
+  unchanged: string[];
 }
 
 interface CollectorState {
   collector: Collector;
+  fingerprint: string;
+  schedule: CollectorSchedule;
+  /** Replaced or removed by a reload: its poll in flight finishes, but it is neither published nor rescheduled. */
+  retired?: boolean;
   text: string;
   polled: boolean;
   consecutiveTransientFailures: number;
@@ -70,17 +87,64 @@ export class SeriesLimitError extends Error {
  * scrapes never touch the database, and one failing or slow collector never blocks the others.
  */
 export class Poller {
-  private readonly states: CollectorState[];
+  private states: CollectorState[];
   private stopped = true;
   /** The last reported state of each optional feature of the database. */
   private readonly features = new Map<string, boolean>();
+  /** Ready once, ready for good: a reload that adds a collector does not take the exporter out of rotation. */
+  private wasReady = false;
   /** Aborted by stop(): in-flight polls give up their connections at once instead of delaying shutdown. */
   private stopping = new AbortController();
   /** Server pids of the connections polls hold right now, so stop() can cancel their statements. */
   private readonly activeBackends = new Set<number>();
 
   constructor(private readonly options: PollerOptions) {
-    this.states = options.collectors.map((collector) => ({ collector, text: '', polled: false, consecutiveTransientFailures: 0 }));
+    const fingerprint = options.fingerprint ?? ((name: string) => name);
+    this.states = options.collectors.map((collector) => this.newState(collector, fingerprint(collector.name), options.schedule(collector.name)));
+  }
+
+  private newState(collector: Collector, fingerprint: string, schedule: CollectorSchedule): CollectorState {
+    return { collector, fingerprint, schedule, text: '', polled: false, consecutiveTransientFailures: 0 };
+  }
+
+  /**
+   * Swaps in a new set of collectors (a config reload). A collector whose name and fingerprint are
+   * unchanged keeps running as it was: its cached snapshot, its timer, its backoff. A changed one is
+   * replaced and polled at once; a removed one stops, and its series and self-metrics go.
+   */
+  reconcile(collectors: readonly Collector[], schedule: (name: string) => CollectorSchedule, fingerprint: (name: string) => string): ReconcileSummary {
+    const previous = new Map(this.states.map((s) => [s.collector.name, s]));
+    const summary: ReconcileSummary = { added: [], changed: [], removed: [], unchanged: [] };
+    const next: CollectorState[] = [];
+    const fresh: CollectorState[] = [];
+    for (const collector of collectors) {
+      const old = previous.get(collector.name);
+      const print = fingerprint(collector.name);
+      previous.delete(collector.name);
+      if (old && old.fingerprint === print) {
+        next.push(old);
+        summary.unchanged.push(collector.name);
+        continue;
+      }
+      if (old) this.retire(old);
+      const state = this.newState(collector, print, schedule(collector.name));
+      next.push(state);
+      fresh.push(state);
+      (old ? summary.changed : summary.added).push(collector.name);
+    }
+    for (const [name, old] of previous) {
+      this.retire(old);
+      this.options.observer.forget?.(name);
+      summary.removed.push(name);
+    }
+    this.states = next;
+    if (!this.stopped) for (const state of fresh) this.schedule(state, 0);
+    return summary;
+  }
+
+  private retire(state: CollectorState): void {
+    state.retired = true;
+    clearTimeout(state.timer);
   }
 
   start(): void {
@@ -114,7 +178,8 @@ export class Poller {
 
   /** True once every collector has finished its first poll, successful or not. */
   ready(): boolean {
-    return this.states.every((s) => s.polled);
+    this.wasReady ||= this.states.every((s) => s.polled);
+    return this.wasReady;
   }
 
   /** The cached exposition text of every collector. */
@@ -128,7 +193,7 @@ export class Poller {
   }
 
   private schedule(state: CollectorState, delayMs: number): void {
-    if (this.stopped) return;
+    if (this.stopped || state.retired) return;
     state.timer = setTimeout(() => {
       state.running = this.poll(state).finally(() => {
         state.running = undefined;
@@ -140,7 +205,7 @@ export class Poller {
 
   /** The collector's interval, shortened with exponential backoff while the database is unreachable. */
   private nextDelay(state: CollectorState): number {
-    const { intervalMs } = this.options.schedule(state.collector.name);
+    const { intervalMs } = state.schedule;
     if (state.consecutiveTransientFailures === 0) return intervalMs;
     const backoff = Math.min(1000 * 2 ** (state.consecutiveTransientFailures - 1), this.options.maxBackoffMs);
     return Math.min(intervalMs, backoff);
@@ -152,8 +217,8 @@ export class Poller {
     const started = process.hrtime.bigint();
     let ok = false;
     try {
-      const samples = await this.collectWithDeadline(collector, log);
-      const { seriesLimit } = this.options.schedule(collector.name);
+      const samples = await this.collectWithDeadline(collector, state.schedule, log);
+      const { seriesLimit } = state.schedule;
       if (seriesLimit !== undefined) {
         const series = countSeries(collector.families, samples);
         if (series > seriesLimit) throw new SeriesLimitError(series, seriesLimit);
@@ -168,7 +233,7 @@ export class Poller {
     } finally {
       state.polled = true;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      this.options.observer.observe(collector.name, seconds, ok);
+      if (!state.retired) this.options.observer.observe(collector.name, seconds, ok);
     }
   }
 
@@ -192,8 +257,7 @@ export class Poller {
    * running ABANDON_GRACE_MS after its deadline, or when the exporter stops, is abandoned: its
    * connection is destroyed, not returned to the pool.
    */
-  private async collectWithDeadline(collector: Collector, log: Logger) {
-    const { timeoutMs } = this.options.schedule(collector.name);
+  private async collectWithDeadline(collector: Collector, { timeoutMs }: CollectorSchedule, log: Logger) {
     const limitMs = timeoutMs + ABANDON_GRACE_MS;
     const deadline = Date.now() + timeoutMs;
     let client: pg.PoolClient | undefined;

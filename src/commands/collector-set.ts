@@ -1,0 +1,71 @@
+import type { Registry } from 'prom-client';
+import type { Collector } from '../collectors/collector.js';
+import { enabledCollectors } from '../collectors/index.js';
+import { COLLECTOR_NAMES, type CollectorName, type Config } from '../config/schema.js';
+import { customCollector } from '../custom/collector.js';
+import type { CustomCollectorDefinition } from '../custom/definition.js';
+import { loadCustomCollectors, type OwnedNames } from '../custom/load.js';
+import type { CollectorSchedule } from '../poller/poller.js';
+
+/**
+ * Every collector the config asks for, built-in and custom, with its schedule and a fingerprint (what it
+ * is beyond its name). Built at start and on every reload; building it reads and validates the collector
+ * files, so a bad file throws a ConfigError before anything changes.
+ */
+export interface CollectorSet {
+  collectors: Collector[];
+  schedule: (name: string) => CollectorSchedule;
+  fingerprint: (name: string) => string;
+}
+
+/** The config sections the built-in collectors read (a change restarts them; other sections do not). */
+const BUILT_IN_SECTIONS = ['managed_tables', 'expected_indexes', 'schema', 'app', 'connections', 'query_log', 'embeddings', 'recall', 'statements'] as const;
+
+export function collectorSet(config: Config, registry: Registry): CollectorSet {
+  const builtIn = enabledCollectors(config);
+  const definitions = loadCustomCollectors({ files: config.custom_collectors.files, queryPath: config.extend.query_path }, ownedNames(builtIn, registry));
+  const schedules = new Map<string, CollectorSchedule>();
+  const fingerprints = new Map<string, string>();
+  const shared = JSON.stringify(BUILT_IN_SECTIONS.map((key) => config[key]));
+  for (const collector of builtIn) {
+    const c = config.collectors[collector.name as CollectorName];
+    const schedule = { intervalMs: c.interval, timeoutMs: c.timeout };
+    schedules.set(collector.name, schedule);
+    fingerprints.set(collector.name, JSON.stringify(['built-in', schedule, shared]));
+  }
+  for (const definition of definitions) {
+    const schedule = customSchedule(definition, config);
+    schedules.set(definition.name, schedule);
+    // declaredAt is left out: a collector that only moved within its file is unchanged.
+    const { declaredAt: _at, ...what } = definition;
+    fingerprints.set(definition.name, JSON.stringify(['custom', schedule, what, definition.metrics.map(({ declaredAt: _m, ...m }) => m)]));
+  }
+  return {
+    collectors: [...builtIn, ...definitions.map(customCollector)],
+    schedule: (name) => schedules.get(name)!,
+    fingerprint: (name) => fingerprints.get(name)!,
+  };
+}
+
+/** The names custom collectors may not take: every family the exporter publishes already, and the built-in collectors. */
+function ownedNames(builtIn: readonly Collector[], registry: Registry): OwnedNames {
+  const families = new Map<string, string>();
+  for (const collector of builtIn) {
+    for (const family of collector.families) {
+      const owner = `the built-in collector "${collector.name}" (collectors.${collector.name}.enabled: false turns it off)`;
+      for (const name of family.type === 'histogram' ? [family.name, `${family.name}_bucket`, `${family.name}_sum`, `${family.name}_count`] : [family.name]) {
+        families.set(name, owner);
+      }
+    }
+  }
+  for (const metric of registry.getMetricsAsArray()) families.set(metric.name, 'the exporter itself');
+  return { families, collectors: new Set(COLLECTOR_NAMES) };
+}
+
+function customSchedule(definition: CustomCollectorDefinition, config: Config): CollectorSchedule {
+  return {
+    intervalMs: Math.max(definition.intervalMs ?? config.custom_collectors.interval, definition.minIntervalMs ?? 0),
+    timeoutMs: definition.timeoutMs ?? config.custom_collectors.timeout,
+    seriesLimit: definition.seriesLimit ?? config.custom_collectors.series_limit,
+  };
+}
