@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { FIELDS } from './config/schema.js';
+import { COLLECTOR_NAMES, FIELDS } from './config/schema.js';
 import { COMMANDS } from './commands/index.js';
 import type { Command, ParsedArgs } from './commands/command.js';
 import { redactSecrets } from './log.js';
@@ -11,12 +11,44 @@ import { VERSION } from './version.js';
 const GLOBAL_OPTIONS = {
   config: { type: 'string', help: 'YAML config file (or CONFIG_FILE)' },
   help: { type: 'boolean', short: 'h', help: 'show help' },
+  version: { type: 'boolean', help: 'print the version and exit' },
 } as const;
 
-function schemaOptions() {
-  return Object.fromEntries(
-    FIELDS.filter((f) => f.flag).map((f) => [f.flag!, { type: 'string' as const, help: `${f.help}${f.env ? ` [env ${f.env}]` : ''}` }]),
-  );
+interface OptionSpec {
+  type: 'string' | 'boolean';
+  help: string;
+  short?: string;
+}
+
+/**
+ * The schema's flags. A bool field's flag is a switch with a --no- twin (node_exporter's
+ * --collector.X / --no-collector.X); other flags take a value.
+ */
+function schemaOptions(): Record<string, OptionSpec> {
+  const options: Record<string, OptionSpec> = {};
+  for (const f of FIELDS) {
+    if (!f.flag) continue;
+    const help = `${f.help}${f.env ? ` [env ${f.env}]` : ''}`;
+    if (f.type === 'bool') {
+      options[f.flag] = { type: 'boolean', help };
+      options[`no-${f.flag}`] = { type: 'boolean', help: `the opposite of --${f.flag}` };
+    } else {
+      options[f.flag] = { type: 'string', help };
+    }
+    for (const alias of f.flagAliases ?? []) options[alias] = { type: 'string', help: `same as --${f.flag}` };
+  }
+  return options;
+}
+
+/** --collector.foo for a collector that does not exist: name the known ones (parseArgs would only say "unknown option"). */
+function checkCollectorFlags(argv: string[]): void {
+  for (const arg of argv) {
+    if (arg === '--') break;
+    const match = /^--(?:no-)?collector\.([^=]*)/.exec(arg);
+    if (match && !(COLLECTOR_NAMES as readonly string[]).includes(match[1]!)) {
+      throw new Error(`unknown collector "${match[1]}" in ${arg.split('=')[0]} (known collectors: ${COLLECTOR_NAMES.join(', ')})`);
+    }
+  }
 }
 
 function usage(): string {
@@ -34,20 +66,32 @@ function usage(): string {
 }
 
 function commandUsage(command: Command): string {
-  const options = { ...schemaOptions(), ...GLOBAL_OPTIONS, ...command.options };
+  const options: Record<string, OptionSpec> = { ...schemaOptions(), ...GLOBAL_OPTIONS, ...command.options };
   const rows = Object.entries(options).map(([name, o]) => `  --${name}${o.type === 'string' ? ' VALUE' : ''}`.padEnd(34) + ` ${o.help}`);
   return [`Usage: ${command.usage}`, '', command.summary, '', 'Options:', ...rows].join('\n');
 }
 
 export function parseCommandArgs(command: Command, argv: string[]): ParsedArgs {
-  const options = { ...schemaOptions(), ...GLOBAL_OPTIONS, ...command.options };
+  checkCollectorFlags(argv);
+  const options: Record<string, OptionSpec> = { ...schemaOptions(), ...GLOBAL_OPTIONS, ...command.options };
   const parsed = parseArgs({
     args: argv,
-    options: Object.fromEntries(Object.entries(options).map(([k, o]) => [k, { type: o.type, ...('short' in o && o.short ? { short: o.short } : {}) }])),
+    options: Object.fromEntries(Object.entries(options).map(([k, o]) => [k, { type: o.type, ...(o.short ? { short: o.short } : {}) }])),
     allowPositionals: true,
     strict: true,
   });
-  return { values: parsed.values as ParsedArgs['values'], positionals: parsed.positionals };
+  const values = parsed.values as ParsedArgs['values'];
+  // Switches reach the config loader as the strings a YAML file or an environment variable would hold.
+  for (const f of FIELDS) {
+    if (!f.flag || f.type !== 'bool') continue;
+    const on = values[f.flag];
+    const off = values[`no-${f.flag}`];
+    if (on === true && off === true) throw new Error(`--${f.flag} and --no-${f.flag} contradict each other`);
+    if (on === true) values[f.flag] = 'true';
+    if (off === true) values[f.flag] = 'false';
+    delete values[`no-${f.flag}`];
+  }
+  return { values, positionals: parsed.positionals };
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -74,6 +118,10 @@ async function main(argv: string[]): Promise<number> {
   }
   if (args.values.help) {
     process.stdout.write(`${commandUsage(command)}\n`);
+    return 0;
+  }
+  if (args.values.version) {
+    process.stdout.write(`pgvector-exporter ${VERSION}\n`);
     return 0;
   }
   if (!command.positionals && args.positionals.length > 0) {

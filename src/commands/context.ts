@@ -14,7 +14,7 @@ export interface CommandContext {
 export function commandContext(args: ParsedArgs, env: NodeJS.ProcessEnv = process.env): CommandContext {
   const file = (args.values.config as string | undefined) ?? env.CONFIG_FILE;
   const config = loadConfig({ flags: args.values, env, file });
-  const connection = resolveConnection(args.values['database-url'] as string | undefined, env, config.database_url);
-  const log = createLogger(config.log_level);
+  const connection = resolveConnection(args.values['database-url'] as string | undefined, env, config.database_url, file ? `${file}: database_url` : undefined);
+  const log = createLogger(config.log_level, undefined, config.log_format);
   return { config, connection, log };
 }

@@ -31,8 +31,8 @@ function pickValue(
   env: Record<string, string | undefined>,
   fileValues: Map<string, unknown>,
 ): unknown {
-  const flagValue = field.flag ? flags[field.flag] : undefined;
-  if (flagValue !== undefined) return parseOrThrow(field, flagValue, `flag --${field.flag}`);
+  const flagName = [field.flag, ...(field.flagAliases ?? [])].find((name) => name !== undefined && flags[name] !== undefined);
+  if (flagName) return parseOrThrow(field, flags[flagName], `flag --${flagName}`);
   const envValue = field.env ? env[field.env] : undefined;
   if (envValue !== undefined && envValue !== '') return parseOrThrow(field, envValue, `environment variable ${field.env}`);
   if (fileValues.has(field.key)) return fileValues.get(field.key);

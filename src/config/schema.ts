@@ -31,6 +31,8 @@ export interface FieldSpec {
   default: unknown;
   env?: string;
   flag?: string;
+  /** Older spellings of the flag, still accepted (e.g. --log-level beside postgres_exporter's --log.level). */
+  flagAliases?: string[];
   help: string;
 }
 
@@ -54,6 +56,8 @@ export const JOB_NAMES = ['analyze', 'vacuum-analyze', 'reindex-vector', 'log-re
 export type JobName = (typeof JOB_NAMES)[number];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+/** json: pino's records; logfmt: key=value lines, postgres_exporter's default. */
+export const LOG_FORMATS = ['json', 'logfmt'] as const;
 
 /** The RAG schema's vector index; checked by default only where that schema is present (collectors/indexes.ts). */
 export const DEFAULT_EXPECTED_INDEXES = ['idx_embeddings_vector'];
@@ -148,7 +152,7 @@ function collectorFields(): FieldSpec[] {
   return COLLECTOR_NAMES.flatMap((name) => {
     const d = COLLECTOR_DEFAULTS[name];
     return [
-      { key: `collectors.${name}.enabled`, type: 'bool', parse: parseBoolean, default: d.enabled ?? true, help: `run the ${name} collector (${d.help})` },
+      { key: `collectors.${name}.enabled`, type: 'bool', parse: parseBoolean, default: d.enabled ?? true, flag: `collector.${name}`, help: `run the ${name} collector (${d.help}); --no-collector.${name} turns it off` },
       { key: `collectors.${name}.interval`, type: 'duration', parse: positiveDuration, default: d.interval, help: `how often the ${name} collector polls` },
       { key: `collectors.${name}.timeout`, type: 'duration', parse: positiveDuration, default: d.timeout, help: `statement_timeout and time budget of one ${name} poll` },
     ];
@@ -169,8 +173,9 @@ function jobFields(): FieldSpec[] {
 }
 
 export const FIELDS: FieldSpec[] = [
-  { key: 'database_url', type: 'string', parse: parseString, default: undefined, env: 'DATABASE_URL', flag: 'database-url', help: 'PostgreSQL connection URL; else POSTGRES_HOST/PORT/DB/USER/PASSWORD, else libpq PG* variables' },
-  { key: 'log_level', type: 'enum', parse: parseEnum(LOG_LEVELS), default: 'info', env: 'LOG_LEVEL', flag: 'log-level', help: `log level (${LOG_LEVELS.join(', ')})` },
+  { key: 'database_url', type: 'string', parse: parseString, default: undefined, env: 'DATABASE_URL', flag: 'database-url', help: 'PostgreSQL connection string, a postgresql:// URL or libpq key=value (precedence of the sources: README, Connection)' },
+  { key: 'log_level', type: 'enum', parse: parseEnum(LOG_LEVELS), default: 'info', env: 'LOG_LEVEL', flag: 'log.level', flagAliases: ['log-level'], help: `log level (${LOG_LEVELS.join(', ')}); --log-level is the older spelling` },
+  { key: 'log_format', type: 'enum', parse: parseEnum(LOG_FORMATS), default: 'json', env: 'LOG_FORMAT', flag: 'log.format', help: `log format (${LOG_FORMATS.join(', ')}): one JSON record or one logfmt line per event, on stderr` },
   { key: 'instance_name', type: 'string', parse: parseString, default: undefined, env: 'INSTANCE_NAME', help: 'name of this sidecar in maintenance_log (default: the host name)' },
 
   { key: 'web.listen_address', type: 'host:port', parse: parseListenAddress, default: ':9188', env: 'WEB_LISTEN_ADDRESS', flag: 'web.listen-address', help: 'address of /metrics, /healthz, /readyz (9187 is left to postgres_exporter)' },
@@ -247,6 +252,7 @@ export interface JobConfig {
 export interface Config {
   database_url?: string;
   log_level: (typeof LOG_LEVELS)[number];
+  log_format: (typeof LOG_FORMATS)[number];
   instance_name?: string;
   web: { listen_address: string; config_file?: string; telemetry_path: string; probes_without_auth: boolean };
   database: { pool_max: number; connect_timeout: number; reconnect_max_backoff: number };

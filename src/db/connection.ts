@@ -1,14 +1,28 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { ConfigError } from '../errors.js';
-import { redactSecrets } from '../log.js';
+import { registerSecret } from '../log.js';
+import { parseConnectionString, type ConnInfo } from './conninfo.js';
+import { clientClass, resolveTls, type TlsSettings } from './tls.js';
 
 /** Where the connection settings came from, in the order they are looked for. */
-export type ConnectionSource = '--database-url' | 'DATABASE_URL' | 'DATABASE_URL_FILE' | 'config file' | 'POSTGRES_*' | 'PG*';
+export type ConnectionSource =
+  | '--database-url'
+  | 'DATABASE_URL'
+  | 'DATABASE_URL_FILE'
+  | 'DATA_SOURCE_NAME'
+  | 'DATA_SOURCE_NAME_FILE'
+  | 'DATA_SOURCE_URI'
+  | 'config file'
+  | 'POSTGRES_*'
+  | 'PG*';
 
 export interface ConnectionSettings {
-  /** Settings for pg.Client / pg.Pool; empty fields fall through to libpq's PG* variables inside pg. */
+  /** Settings for pg.Client / pg.Pool (TLS resolved with libpq's meaning); the password is not enumerable. */
   client: pg.ClientConfig;
+  /** The pg.Client class to connect with: sslmode prefer and allow choose TLS per connection. */
+  Client: typeof pg.Client;
+  tls: TlsSettings;
   source: ConnectionSource;
   /** user@host:port/database, never the password: safe for logs and error messages. */
   description: string;
@@ -20,6 +34,14 @@ type Env = Record<string, string | undefined>;
 export const CONNECTION_ENV_VARIABLES = [
   'DATABASE_URL',
   'DATABASE_URL_FILE',
+  'DATA_SOURCE_NAME',
+  'DATA_SOURCE_NAME_FILE',
+  'DATA_SOURCE_URI',
+  'DATA_SOURCE_URI_FILE',
+  'DATA_SOURCE_USER',
+  'DATA_SOURCE_USER_FILE',
+  'DATA_SOURCE_PASS',
+  'DATA_SOURCE_PASS_FILE',
   'POSTGRES_HOST',
   'POSTGRES_PORT',
   'POSTGRES_DB',
@@ -27,28 +49,45 @@ export const CONNECTION_ENV_VARIABLES = [
   'POSTGRES_PASSWORD',
   'POSTGRES_PASSWORD_FILE',
   'PGHOST',
+  'PGHOSTADDR',
   'PGPORT',
   'PGUSER',
   'PGPASSWORD',
   'PGDATABASE',
+  'PGSSLMODE',
+  'PGSSLROOTCERT',
+  'PGSSLCERT',
+  'PGSSLKEY',
+  'PGCONNECT_TIMEOUT',
+  'PGOPTIONS',
 ] as const;
 
 /**
- * Resolves the connection: --database-url, then DATABASE_URL (or DATABASE_URL_FILE), then the config file's database_url, then
- * POSTGRES_HOST/PORT/DB/USER/PASSWORD (or POSTGRES_PASSWORD_FILE), then libpq's PG* variables.
+ * Resolves the connection; the first of these that is set wins (README, "Connecting"):
+ * 1. --database-url; 2. DATABASE_URL, else DATABASE_URL_FILE; 3. DATA_SOURCE_NAME, else DATA_SOURCE_NAME_FILE
+ * (postgres_exporter's variable); 4. DATA_SOURCE_URI (or _FILE) with DATA_SOURCE_USER / DATA_SOURCE_PASS
+ * (a _FILE variant wins over the plain one, as in postgres_exporter); 5. database_url in the config file;
+ * 6. POSTGRES_HOST/PORT/DB/USER/PASSWORD (or POSTGRES_PASSWORD_FILE); 7. libpq's PG* variables.
+ * Each string may be a postgresql:// URL or a libpq key=value string; PG* variables fill what it leaves out.
  */
 export function resolveConnection(
   databaseUrlFlag: string | undefined,
   env: Env = process.env,
   fileUrl?: string,
+  fileWhere = 'config file database_url',
 ): ConnectionSettings {
-  if (databaseUrlFlag) return fromUrl(databaseUrlFlag, '--database-url');
-  if (env.DATABASE_URL) return fromUrl(env.DATABASE_URL, 'DATABASE_URL');
+  if (databaseUrlFlag) return fromString(databaseUrlFlag, '--database-url', '--database-url', env);
+  if (env.DATABASE_URL) return fromString(env.DATABASE_URL, 'DATABASE_URL', 'DATABASE_URL', env);
   const secretUrl = readSecretFile(env, 'DATABASE_URL_FILE');
-  if (secretUrl) return fromUrl(secretUrl, 'DATABASE_URL_FILE');
-  if (fileUrl) return fromUrl(fileUrl, 'config file');
+  if (secretUrl) return fromString(secretUrl, 'DATABASE_URL_FILE', `DATABASE_URL_FILE (${env.DATABASE_URL_FILE})`, env);
+  if (env.DATA_SOURCE_NAME) return fromString(env.DATA_SOURCE_NAME, 'DATA_SOURCE_NAME', 'DATA_SOURCE_NAME', env);
+  const dsnFile = readSecretFile(env, 'DATA_SOURCE_NAME_FILE');
+  if (dsnFile) return fromString(dsnFile, 'DATA_SOURCE_NAME_FILE', `DATA_SOURCE_NAME_FILE (${env.DATA_SOURCE_NAME_FILE})`, env);
+  const uri = readSecretFile(env, 'DATA_SOURCE_URI_FILE') ?? env.DATA_SOURCE_URI;
+  if (uri) return fromDataSourceUri(uri, env);
+  if (fileUrl) return fromString(fileUrl, 'config file', fileWhere, env);
   if (env.POSTGRES_HOST || env.POSTGRES_DB || env.POSTGRES_USER) return fromPostgresVariables(env);
-  return fromLibpqVariables(env);
+  return settings({}, 'PG*', 'PG* variables', env);
 }
 
 function readSecretFile(env: Env, variable: string): string | undefined {
@@ -61,68 +100,60 @@ function readSecretFile(env: Env, variable: string): string | undefined {
   }
 }
 
-function fromUrl(url: string, source: ConnectionSource): ConnectionSettings {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new ConfigError(`${source}: malformed connection string "${redactSecrets(url)}" (expected postgresql://user:password@host:5432/database)`);
-  }
-  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
-    throw new ConfigError(`${source}: unsupported scheme "${parsed.protocol}" in "${redactSecrets(url)}" (expected postgresql://)`);
-  }
-  const port = parsed.port ? Number(parsed.port) : undefined;
-  const socketHost = parsed.searchParams.get('host') ?? undefined;
-  const client: pg.ClientConfig = {
-    host: socketHost ?? (decodeURIComponent(parsed.hostname) || undefined),
-    port,
-    user: parsed.username ? decodeURIComponent(parsed.username) : undefined,
-    password: parsed.password ? decodeURIComponent(parsed.password) : undefined,
-    database: parsed.pathname.length > 1 ? decodeURIComponent(parsed.pathname.slice(1)) : undefined,
-  };
-  const sslmode = parsed.searchParams.get('sslmode');
-  if (sslmode && sslmode !== 'disable') {
-    client.ssl = sslmode === 'require' || sslmode === 'prefer' || sslmode === 'allow' ? { rejectUnauthorized: false } : true;
-  }
-  return withDescription(client, source);
+function fromString(text: string, source: ConnectionSource, where: string, env: Env): ConnectionSettings {
+  return settings(parseConnectionString(text, where), source, where, env);
+}
+
+/** postgres_exporter builds postgresql://USER:PASS@ + DATA_SOURCE_URI; the URI itself holds no credentials. */
+function fromDataSourceUri(uri: string, env: Env): ConnectionSettings {
+  const where = env.DATA_SOURCE_URI_FILE ? `DATA_SOURCE_URI_FILE (${env.DATA_SOURCE_URI_FILE})` : 'DATA_SOURCE_URI';
+  const info = parseConnectionString(/^postgres(ql)?:\/\//i.test(uri) ? uri : `postgresql://${uri}`, where);
+  const user = readSecretFile(env, 'DATA_SOURCE_USER_FILE') ?? env.DATA_SOURCE_USER;
+  const password = readSecretFile(env, 'DATA_SOURCE_PASS_FILE') ?? env.DATA_SOURCE_PASS;
+  if (user) info.user = user;
+  if (password) info.password = password;
+  return settings(info, 'DATA_SOURCE_URI', where, env);
 }
 
 function fromPostgresVariables(env: Env): ConnectionSettings {
-  const port = env.POSTGRES_PORT ? Number(env.POSTGRES_PORT) : undefined;
-  if (port !== undefined && (!Number.isInteger(port) || port <= 0 || port > 65535)) {
-    throw new ConfigError(`POSTGRES_PORT: "${env.POSTGRES_PORT}" is not a port number`);
-  }
-  const client: pg.ClientConfig = {
-    host: env.POSTGRES_HOST,
-    port,
-    database: env.POSTGRES_DB,
-    user: env.POSTGRES_USER,
+  const info: ConnInfo = {
+    host: env.POSTGRES_HOST || undefined,
+    port: env.POSTGRES_PORT || undefined,
+    dbname: env.POSTGRES_DB || undefined,
+    user: env.POSTGRES_USER || undefined,
     password: env.POSTGRES_PASSWORD ?? readSecretFile(env, 'POSTGRES_PASSWORD_FILE'),
   };
-  return withDescription(client, 'POSTGRES_*');
+  return settings(info, 'POSTGRES_*', 'POSTGRES_* variables', env);
 }
 
-function fromLibpqVariables(env: Env): ConnectionSettings {
-  // pg reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE itself; spelled out here only for the description.
-  const client: pg.ClientConfig = {
-    host: env.PGHOST,
-    port: env.PGPORT ? Number(env.PGPORT) : undefined,
-    user: env.PGUSER,
-    database: env.PGDATABASE,
-    password: env.PGPASSWORD,
-  };
-  return withDescription(client, 'PG*');
-}
-
-function withDescription(client: pg.ClientConfig, source: ConnectionSource): ConnectionSettings {
-  const user = client.user ?? process.env.USER ?? 'postgres';
-  const host = client.host ?? 'localhost';
-  const port = client.port ?? 5432;
-  const database = client.database ?? user;
-  // pg accepts a password function; keeping it out of enumerable fields keeps it out of accidental dumps.
-  const password = client.password;
-  if (typeof password === 'string') {
-    Object.defineProperty(client, 'password', { value: password, enumerable: false, writable: true, configurable: true });
+/** libpq's keywords -> pg's settings; what the string leaves out comes from libpq's PG* variables, as in libpq. */
+function settings(info: ConnInfo, source: ConnectionSource, where: string, env: Env): ConnectionSettings {
+  const host = info.hostaddr ?? info.host ?? env.PGHOSTADDR ?? env.PGHOST;
+  if (host?.includes(',')) throw new ConfigError(`${where}: several hosts are not supported; give one host (one exporter per server)`);
+  const portText = info.port ?? env.PGPORT;
+  const port = portText === undefined ? undefined : Number(portText);
+  if (port !== undefined && (!Number.isInteger(port) || port <= 0 || port > 65535)) {
+    throw new ConfigError(`${where}: port "${portText!.slice(0, 12)}" is not a port number`);
   }
-  return { client, source, description: `${user}@${host}:${port}/${database}` };
+  const timeoutText = info.connect_timeout ?? env.PGCONNECT_TIMEOUT;
+  if (timeoutText !== undefined && !/^\d+$/.test(timeoutText)) throw new ConfigError(`${where}: connect_timeout "${timeoutText.slice(0, 12)}" is not a number of seconds`);
+  const password = info.password ?? env.PGPASSWORD;
+  if (password) registerSecret(password);
+  if (info.sslpassword) registerSecret(info.sslpassword);
+  const tls = resolveTls({ ...info, host: info.host ?? env.PGHOST, hostaddr: info.hostaddr ?? env.PGHOSTADDR }, env, where);
+  const client: pg.ClientConfig = {
+    host,
+    port,
+    user: info.user ?? env.PGUSER,
+    database: info.dbname ?? env.PGDATABASE,
+    ssl: tls.options ?? false,
+  };
+  if (timeoutText !== undefined && Number(timeoutText) > 0) client.connectionTimeoutMillis = Math.max(2, Number(timeoutText)) * 1000;
+  const options = info.options ?? env.PGOPTIONS;
+  if (options) client.options = options;
+  // pg accepts a password function; keeping it out of enumerable fields keeps it out of accidental dumps.
+  if (password !== undefined) Object.defineProperty(client, 'password', { value: password, enumerable: false, writable: true, configurable: true });
+  const user = client.user ?? process.env.USER ?? 'postgres';
+  const description = `${user}@${host ?? 'localhost'}:${port ?? 5432}/${client.database ?? user}`;
+  return { client, Client: clientClass(tls), tls, source, description };
 }

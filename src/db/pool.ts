@@ -22,7 +22,9 @@ export function createPool(settings: ConnectionSettings, options: PoolOptions, l
     password: settings.client.password,
     application_name: options.applicationName,
     max: options.max,
-    connectionTimeoutMillis: options.connectTimeoutMs,
+    Client: settings.Client,
+    // connect_timeout in the connection string (libpq's keyword) wins over the config's default.
+    connectionTimeoutMillis: settings.client.connectionTimeoutMillis ?? options.connectTimeoutMs,
     idleTimeoutMillis: options.idleTimeoutMs ?? 30_000,
     statement_timeout: options.statementTimeoutMs || undefined,
     allowExitOnIdle: false,
@@ -40,11 +42,11 @@ export async function withClient<T>(
   fn: (client: pg.Client) => Promise<T>,
   connectTimeoutMs = 10_000,
 ): Promise<T> {
-  const client = new pg.Client({
+  const client = new settings.Client({
     ...settings.client,
     password: settings.client.password,
     application_name: applicationName,
-    connectionTimeoutMillis: connectTimeoutMs,
+    connectionTimeoutMillis: settings.client.connectionTimeoutMillis ?? connectTimeoutMs,
   });
   client.on('error', () => {
     /* reported by the failing query; an unhandled 'error' event would crash the process */

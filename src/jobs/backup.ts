@@ -105,7 +105,11 @@ export function clientEnvironment(connection: ConnectionSettings, base: NodeJS.P
   set('PGUSER', c.user);
   set('PGDATABASE', c.database);
   if (typeof c.password === 'string') set('PGPASSWORD', c.password);
-  if (c.ssl) set('PGSSLMODE', c.ssl === true ? 'verify-full' : 'require');
+  // The same TLS as the exporter's own connections: libpq reads these exactly as the connection string meant them.
+  set('PGSSLMODE', connection.tls.mode);
+  set('PGSSLROOTCERT', connection.tls.files.sslrootcert);
+  set('PGSSLCERT', connection.tls.files.sslcert);
+  set('PGSSLKEY', connection.tls.files.sslkey);
   set('PGAPPNAME', 'pgvector-exporter-backup');
   return env;
 }

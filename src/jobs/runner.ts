@@ -221,12 +221,12 @@ export class JobRunner {
   }
 
   private async connect(job: JobName): Promise<pg.Client> {
-    const client = new pg.Client({
+    const client = new this.options.connection.Client({
       ...this.options.connection.client,
       password: this.options.connection.client.password,
       // Visible in pg_stat_activity and in the skip reason of the replica that did not get the lock.
       application_name: `pgvector-exporter job ${job} (${this.options.host})`.slice(0, 63),
-      connectionTimeoutMillis: this.options.connectTimeoutMs,
+      connectionTimeoutMillis: this.options.connection.client.connectionTimeoutMillis ?? this.options.connectTimeoutMs,
     });
     client.on('error', (err) => this.options.log.warn({ job, error: describeDatabaseError(err) }, 'job connection failed'));
     await client.connect();

@@ -57,7 +57,8 @@ export async function startServe(args: string[], env: Record<string, string | un
   const address = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`serve did not start listening:\n${logs}`)), 20_000);
     const check = () => {
-      const match = /"address":"([^"]+)"[^\n]*"msg":"exporter listening"/.exec(logs);
+      // JSON records or logfmt lines (--log.format=logfmt).
+      const match = /"address":"([^"]+)"[^\n]*"msg":"exporter listening"/.exec(logs) ?? /msg="exporter listening"[^\n]* address=(\S+)/.exec(logs);
       if (match) {
         clearTimeout(timer);
         resolve(match[1]!);
