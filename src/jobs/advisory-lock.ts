@@ -6,8 +6,10 @@ import type pg from 'pg';
  * not get it records `skipped`. The lock lives on the job's own session, so if the process dies or the
  * connection drops, PostgreSQL releases it at once; there is no lease to expire.
  */
+export const JOB_LOCK_PREFIX = 'pgvector-exporter:job:';
+
 export function jobLockKey(job: string): string {
-  return `pgvector-exporter:job:${job}`;
+  return `${JOB_LOCK_PREFIX}${job}`;
 }
 
 export async function tryAdvisoryLock(client: pg.Client, key: string): Promise<boolean> {

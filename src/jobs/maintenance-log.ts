@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { JOB_LOCK_PREFIX } from './advisory-lock.js';
 
 /**
  * The maintenance_log table (sql/migrations/003_log_tables.sql): one row per run, written through the
@@ -49,6 +50,31 @@ export async function failInterruptedRuns(db: Db, job: string, host: string): Pr
     [job, host],
   );
   return result.rowCount ?? 0;
+}
+
+/**
+ * Rows still `running` whose owner is gone -- the job's advisory lock is free and the backend that ran it
+ * (details.backend_pid) no longer exists -- are closed as failed (interrupted), for every job, so a
+ * SIGKILLed run does not read `running` until the job's next run (a week for reindex). The lock key is
+ * the one jobLockKey() gives; `graceSeconds` leaves alone a run that has just released its lock and is
+ * about to record its result. Returns the jobs whose rows were closed.
+ */
+export async function failOrphanedRuns(db: Db, host: string, graceSeconds = 2): Promise<string[]> {
+  const { rows } = await db.query<{ job: string }>(
+    `UPDATE maintenance_log m SET status = 'failed', finished_at = now(),
+            message = 'interrupted: the run ended without recording a result; its lock and session were gone (found by ' || $1 || ')'
+      WHERE m.status = 'running' AND m.started_at < now() - make_interval(secs => $2)
+        AND NOT EXISTS (
+          SELECT 1 FROM pg_locks l
+           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+             AND l.classid::int8 = (hashtext('${JOB_LOCK_PREFIX}' || m.job)::int8 >> 32) & 4294967295
+             AND l.objid::int8 = hashtext('${JOB_LOCK_PREFIX}' || m.job)::int8 & 4294967295)
+        AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid::text = m.details->>'backend_pid')
+      RETURNING m.job`,
+    [host, graceSeconds],
+  );
+  return [...new Set(rows.map((r) => r.job))];
 }
 
 /** A run of this job for the same scheduled slot, by any replica (each scheduled run happens once). */

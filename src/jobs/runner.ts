@@ -177,7 +177,8 @@ export class JobRunner {
         else return await this.skippedByDatabase(job.name, startedAt, base, request, refusal);
         const interrupted = await failInterruptedRuns(this.options.pool, job.name, host);
         if (interrupted > 0) log.warn({ job: job.name, rows: interrupted }, 'marked runs that never finished as failed');
-        logId = await insertRunning(this.options.pool, job.name, host, base);
+        // The backend's pid lets another sidecar tell a SIGKILLed run (session gone) from a live one.
+        logId = await insertRunning(this.options.pool, job.name, host, { ...base, backend_pid: entry.backendPid });
       }
       await this.setTimeouts(client, job.name);
       const ctx: JobContext = {

@@ -7,7 +7,7 @@ import { describeDatabaseError } from '../db/errors.js';
 import { createPool } from '../db/pool.js';
 import type { Logger } from '../log.js';
 import { createJobs, enabledJobNames, jobTimeouts } from './index.js';
-import { jobHistory } from './maintenance-log.js';
+import { failOrphanedRuns, jobHistory } from './maintenance-log.js';
 import { JobMetrics } from './metrics.js';
 import { JobRunner } from './runner.js';
 import { Scheduler } from './scheduler.js';
@@ -38,6 +38,7 @@ export class JobService {
   private readonly metrics: JobMetrics;
   private scheduler?: Scheduler;
   private historyTimer?: NodeJS.Timeout;
+  private readonly host: string;
 
   constructor(private readonly options: JobServiceOptions) {
     const { config, connection, log } = options;
@@ -47,12 +48,13 @@ export class JobService {
       log,
     );
     this.metrics = new JobMetrics(options.registry);
+    this.host = config.instance_name ?? hostname();
     this.runner = new JobRunner({
       jobs: createJobs(config),
       timeouts: jobTimeouts(config),
       connection,
       pool: this.pool,
-      host: config.instance_name ?? hostname(),
+      host: this.host,
       window: config.jobs.window,
       log: log.child({ component: 'jobs' }),
       connectTimeoutMs: config.database.connect_timeout,
@@ -86,6 +88,13 @@ export class JobService {
 
   /** A restart must not reset "last success" to never; nor may another replica's runs go unseen. */
   private async refreshHistory(names: ReturnType<typeof enabledJobNames>, atStart: boolean): Promise<void> {
+    // Every sidecar that looks closes the runs a killed process left `running` (a standby refuses the UPDATE).
+    try {
+      const closed = await failOrphanedRuns(this.pool, this.host);
+      if (closed.length) this.options.log.warn({ jobs: closed }, 'closed runs whose process is gone as failed (interrupted)');
+    } catch (err) {
+      this.options.log.debug({ error: describeDatabaseError(err) }, 'cannot close interrupted runs');
+    }
     try {
       this.metrics.applyHistory(names, await jobHistory(this.pool));
     } catch (err) {
