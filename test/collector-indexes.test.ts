@@ -1,6 +1,15 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { INDEXES_SQL, indexSamples, indexesCollector, type IndexRow, type IndexesOptions } from '../src/collectors/indexes.js';
+import {
+  INDEXES_SQL,
+  VECTOR_INDEX_STATS_SQL,
+  indexSamples,
+  indexesCollector,
+  vectorIndexSamples,
+  type IndexRow,
+  type IndexesOptions,
+  type VectorIndexStatsRow,
+} from '../src/collectors/indexes.js';
 import { recommendedLists } from '../src/pgvector/vector-index.js';
 import { DEFAULT_MANAGED_TABLES } from '../src/config/schema.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
@@ -67,8 +76,11 @@ describe('indexes collector', () => {
     const samples = await collect();
     const [info] = samplesOf(samples, 'pgvector_index_info', idx('idx_embeddings_vector'));
     expect(info?.labels).toEqual({
+      schemaname: 'public',
       indexrelname: 'idx_embeddings_vector',
       relname: 'chunk_embeddings',
+      column: '(embedding::halfvec(3072))',
+      type: 'halfvec',
       method: 'hnsw',
       opclass: 'halfvec_cosine_ops',
       dimensions: '3072',
@@ -191,9 +203,10 @@ describe('indexes collector', () => {
   it('applies pgvector defaults when reloptions is NULL and reads no-stats columns as 0', async () => {
     const [row] = (await client.query<IndexRow>(INDEXES_SQL, ['public', ['items']])).rows.filter((r) => r.indexrelname === 'items_v_default');
     expect(row!.lists).toBeNull();
-    const samples = indexSamples({ ...row!, method: 'hnsw', m: null, ef_construction: null, idx_scan: null, table_dead_tuples: null });
+    expect(valueOf(indexSamples({ ...row!, idx_scan: null }), 'pg_stat_user_indexes_idx_scan')).toBe(0);
+    const [vector] = (await client.query<VectorIndexStatsRow>(VECTOR_INDEX_STATS_SQL)).rows.filter((r) => r.indexrelname === 'items_v_default');
+    const samples = vectorIndexSamples({ ...vector!, method: 'hnsw', m: null, ef_construction: null, table_dead_tuples: null });
     expect(samplesOf(samples, 'pgvector_index_info')[0]?.labels).toMatchObject({ m: '16', ef_construction: '64', lists: '' });
-    expect(valueOf(samples, 'pg_stat_user_indexes_idx_scan')).toBe(0);
     expect(valueOf(samples, 'pgvector_index_table_dead_tuples')).toBe(0);
   });
 

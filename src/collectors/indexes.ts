@@ -4,21 +4,25 @@ import {
   INDEX_CATALOG_FROM,
   VECTOR_INDEX_DEFAULTS,
   VECTOR_METHODS,
+  VECTOR_INDEXES_SQL,
   ivfflatLists,
   recommendedLists,
   type IndexCatalogRow,
+  type VectorIndexRow,
 } from '../pgvector/vector-index.js';
 import type { Collector, MetricFamily, Sample } from './collector.js';
 
 /**
  * Every index on the managed tables (valid, ready, size, scans), leftovers of an interrupted
  * CREATE INDEX / REINDEX CONCURRENTLY (`*_ccnew*`, invalid) included; a presence gauge for each
- * expected index that reads 0 when the index is gone instead of a series that just disappears; what
- * pgvector's guidance asks of a vector index (method, operator class, dimensions, build parameters,
- * IVFFlat lists against rows, size against shared_buffers); and index builds in progress.
+ * expected index that reads 0 when the index is gone instead of a series that just disappears; every
+ * pgvector index of the database, in any schema and on any table (discovered, not configured), with
+ * what pgvector's guidance asks of it (method, operator class, dimensions, build parameters, IVFFlat
+ * lists against rows, size against shared_buffers, the table's dead tuples, validity, build progress);
+ * and index builds in progress.
  */
 const INDEX_LABELS = ['schemaname', 'relname', 'indexrelname'] as const;
-const VECTOR_LABELS = ['relname', 'indexrelname'] as const;
+const VECTOR_LABELS = INDEX_LABELS;
 
 const FAMILIES = {
   valid: {
@@ -55,9 +59,27 @@ const FAMILIES = {
   },
   vectorInfo: {
     name: 'pgvector_index_info',
-    help: 'A pgvector index (value 1) with its access method, operator class, dimensions and build parameters (m and ef_construction for hnsw, lists for ivfflat; pgvector defaults when not set).',
+    help: 'A pgvector index (value 1), found in any schema, with its indexed column or expression, vector type, access method, operator class, dimensions and build parameters (m and ef_construction for hnsw, lists for ivfflat; pgvector defaults when not set).',
     type: 'gauge',
-    labelNames: ['indexrelname', 'relname', 'method', 'opclass', 'dimensions', 'm', 'ef_construction', 'lists'],
+    labelNames: ['schemaname', 'relname', 'indexrelname', 'column', 'type', 'method', 'opclass', 'dimensions', 'm', 'ef_construction', 'lists'],
+  },
+  vectorSize: {
+    name: 'pgvector_index_size_bytes',
+    help: 'Disk space used by the pgvector index, pg_relation_size().',
+    type: 'gauge',
+    labelNames: VECTOR_LABELS,
+  },
+  vectorValid: {
+    name: 'pgvector_index_valid',
+    help: 'pg_index.indisvalid of the pgvector index: 0 while a CREATE INDEX CONCURRENTLY builds it, or after one was interrupted (searches then scan the table).',
+    type: 'gauge',
+    labelNames: VECTOR_LABELS,
+  },
+  vectorBuildProgress: {
+    name: 'pgvector_index_build_progress_ratio',
+    help: 'Progress of a running CREATE INDEX CONCURRENTLY / REINDEX CONCURRENTLY of the pgvector index in its current phase (blocks or tuples done over total, 0 in the waiting phases); absent when none.',
+    type: 'gauge',
+    labelNames: [...VECTOR_LABELS, 'phase'],
   },
   sharedBuffers: {
     name: 'pgvector_index_shared_buffers_ratio',
@@ -113,6 +135,33 @@ SELECT ${INDEX_CATALOG_COLUMNS},
   FROM ${INDEX_CATALOG_FROM}
  WHERE n.nspname = $1 AND t.relname = ANY($2::text[])`;
 
+/**
+ * The pgvector indexes (pgvector/vector-index.ts) with their sizes, their tables' tuples and the
+ * progress of a concurrent build of the index itself (a plain CREATE INDEX has no index to name yet:
+ * pg_index_build_* covers it per table).
+ */
+export const VECTOR_INDEX_STATS_SQL = `
+SELECT v.*,
+       pg_relation_size(v.index_oid::oid)::float8 AS size_bytes,
+       pg_stat_get_live_tuples(v.table_oid::oid)::float8 AS table_live_tuples,
+       pg_stat_get_dead_tuples(v.table_oid::oid)::float8 AS table_dead_tuples,
+       pg_size_bytes(current_setting('shared_buffers'))::float8 AS shared_buffers_bytes,
+       p.phase, p.blocks_done::float8, p.blocks_total::float8, p.tuples_done::float8, p.tuples_total::float8
+  FROM (${VECTOR_INDEXES_SQL}) v
+  LEFT JOIN pg_stat_progress_create_index p ON p.index_relid = v.index_oid::oid AND p.datname = current_database()`;
+
+export interface VectorIndexStatsRow extends VectorIndexRow {
+  size_bytes: number | null;
+  table_live_tuples: number | null;
+  table_dead_tuples: number | null;
+  shared_buffers_bytes: number;
+  phase: string | null;
+  blocks_done: number | null;
+  blocks_total: number | null;
+  tuples_done: number | null;
+  tuples_total: number | null;
+}
+
 /** Whether each expected index name exists in the schema, as an index or a partitioned index. */
 export const EXPECTED_SQL = `
 SELECT e.name AS indexrelname,
@@ -163,16 +212,18 @@ export function indexSamples(row: IndexRow): Sample[] {
     { family: FAMILIES.scans.name, labels, value: row.idx_scan ?? 0 },
     { family: FAMILIES.tuplesRead.name, labels, value: row.idx_tup_read ?? 0 },
   ];
-  if (VECTOR_METHODS.has(row.method)) samples.push(...vectorSamples(row));
   return samples;
 }
 
-function vectorSamples(row: IndexRow): Sample[] {
-  const labels = { relname: row.relname, indexrelname: row.indexrelname };
+export function vectorIndexSamples(row: VectorIndexStatsRow): Sample[] {
+  if (!VECTOR_METHODS.has(row.method)) return [];
+  const labels = { schemaname: row.schemaname, relname: row.relname, indexrelname: row.indexrelname };
   const hnsw = row.method === 'hnsw';
   const lists = hnsw ? undefined : ivfflatLists(row.lists);
   const info = {
     ...labels,
+    column: row.column_expression,
+    type: row.vector_type ?? '',
     method: row.method,
     opclass: row.opclass ?? '',
     // A typmod of -1 means the column declares no dimensions (pgvector refuses to index those).
@@ -183,6 +234,8 @@ function vectorSamples(row: IndexRow): Sample[] {
   };
   const samples: Sample[] = [
     { family: FAMILIES.vectorInfo.name, labels: info, value: 1 },
+    { family: FAMILIES.vectorSize.name, labels, value: row.size_bytes ?? 0 },
+    { family: FAMILIES.vectorValid.name, labels, value: row.valid ? 1 : 0 },
     { family: FAMILIES.sharedBuffers.name, labels, value: (row.size_bytes ?? 0) / row.shared_buffers_bytes },
     { family: FAMILIES.tableDeadTuples.name, labels, value: row.table_dead_tuples ?? 0 },
   ];
@@ -193,6 +246,8 @@ function vectorSamples(row: IndexRow): Sample[] {
       { family: FAMILIES.recommendedLists.name, labels, value: recommendedLists(rows) },
     );
   }
+  // The waiting phases count neither blocks nor tuples: 0 done.
+  if (row.phase) samples.push({ family: FAMILIES.vectorBuildProgress.name, labels: { ...labels, phase: row.phase }, value: progressRatio(row) ?? 0 });
   return samples;
 }
 
@@ -209,7 +264,7 @@ export function buildSamples(row: BuildRow): Sample[] {
 }
 
 /** Phases count either blocks (scanning the table) or tuples (loading, validating); some count neither. */
-function progressRatio(row: BuildRow): number | undefined {
+function progressRatio(row: Pick<BuildRow, 'blocks_done' | 'blocks_total' | 'tuples_done' | 'tuples_total'>): number | undefined {
   if (row.blocks_total) return (row.blocks_done ?? 0) / row.blocks_total;
   if (row.tuples_total) return (row.tuples_done ?? 0) / row.tuples_total;
   return undefined;
@@ -245,8 +300,14 @@ export function indexesCollector(options: IndexesOptions): Collector {
         );
         if (rag!.present) expected = await query<ExpectedRow>(EXPECTED_SQL, [options.schema, options.expectedIndexes]);
       }
+      const vectorIndexes = await query<VectorIndexStatsRow>(VECTOR_INDEX_STATS_SQL);
       const builds = await query<BuildRow>(BUILDS_SQL);
-      return [...indexes.flatMap(indexSamples), ...expectedSamples(expected), ...builds.flatMap(buildSamples)];
+      return [
+        ...indexes.flatMap(indexSamples),
+        ...vectorIndexes.flatMap(vectorIndexSamples),
+        ...expectedSamples(expected),
+        ...builds.flatMap(buildSamples),
+      ];
     },
   };
 }

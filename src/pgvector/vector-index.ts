@@ -74,3 +74,25 @@ export const INDEX_BY_NAME_SQL = `
 SELECT ${INDEX_CATALOG_COLUMNS}
   FROM ${INDEX_CATALOG_FROM}
  WHERE n.nspname = $1 AND i.relname = $2 AND i.relkind = 'i'`;
+
+/**
+ * Every pgvector index of the database, in every schema but the system's: pgvector's access methods
+ * (HNSW, IVFFlat) index only its own types (vector, halfvec, sparsevec, bit), on a column or an
+ * expression over one such as (embedding::halfvec(3072)). `column_expression` is the indexed column or
+ * expression as pg_get_indexdef() prints it; `vector_type` the indexed type's name (for an expression,
+ * the expression's type).
+ */
+export const VECTOR_INDEXES_SQL = `
+SELECT ${INDEX_CATALOG_COLUMNS},
+       pg_get_indexdef(i.oid, 1, true) AS column_expression,
+       ty.typname AS vector_type
+  FROM ${INDEX_CATALOG_FROM}
+  LEFT JOIN pg_type ty ON ty.oid = a.atttypid
+ WHERE am.amname IN ('hnsw', 'ivfflat')
+   AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'`;
+
+/** One row of VECTOR_INDEXES_SQL. */
+export interface VectorIndexRow extends IndexCatalogRow {
+  column_expression: string;
+  vector_type: string | null;
+}
