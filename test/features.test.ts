@@ -56,7 +56,7 @@ describe('a pgvector database with a schema of its own', () => {
   it('no collector fails; the RAG parts and pg_stat_statements read as features 0, each logged once', async () => {
     const text = await allPolled(serve, 3);
     expect(failures(text)).toEqual([]);
-    for (const name of ['health_check', 'query_log', 'embeddings', 'recall', 'expected_indexes', 'pg_stat_statements']) {
+    for (const name of ['health_check', 'query_log', 'embeddings', 'embedding_failures', 'recall', 'expected_indexes', 'pg_stat_statements']) {
       expect(feature(text, name), name).toBe(0);
       expect(infoLines(serve.logs(), name, 'not in this database: not collected'), name).toBe(1);
     }
@@ -74,7 +74,7 @@ describe('a pgvector database with a schema of its own', () => {
     expect(migrated.code).toBe(0);
     const text = await eventually(async () => {
       const t = await serve.metrics();
-      return ['health_check', 'query_log', 'embeddings', 'recall', 'expected_indexes'].every((f) => feature(t, f) === 1) ? t : undefined;
+      return ['health_check', 'query_log', 'embeddings', 'embedding_failures', 'recall', 'expected_indexes'].every((f) => feature(t, f) === 1) ? t : undefined;
     }, 'the RAG features enabled after migrate');
     expect(sampleValue(text, 'pg_index_expected_present', { indexrelname: 'idx_embeddings_vector' })).toBe(1);
     await eventually(async () => /^rag_health_check_status\{/m.test(await serve.metrics()), 'health check series');

@@ -1,4 +1,5 @@
 import type { Collector, MetricFamily, Sample } from './collector.js';
+import { requireFeature } from './features.js';
 
 /**
  * Failed embedding generations, as the database shows them, counted once each: the specification's
@@ -72,7 +73,9 @@ export function embeddingFailuresCollector(options: EmbeddingFailuresOptions): C
   return {
     name: 'embedding_failures',
     families: Object.values(FAMILIES),
-    async collect({ query }): Promise<Sample[]> {
+    async collect(ctx): Promise<Sample[]> {
+      const { query } = ctx;
+      if (!(await requireFeature(ctx, 'embedding_failures'))) return [];
       const [row] = await query<Row>(EMBEDDING_FAILURES_SQL, [lastId, lastCutoff, options.gracePeriodMs / 1000, EMBEDDING_GENERATION_QUERY_TYPE]);
       // The cursors move only once the poll has succeeded: a failed poll is read again by the next one.
       fromLog += Number(row!.failed);

@@ -8,7 +8,7 @@ import type { CollectContext, QueryFn } from './collector.js';
  * info line naming what is missing (the object, or the GRANT to run), never a failed poll. The check is
  * repeated on every poll, so a feature appears as soon as the schema or the grant does.
  */
-export const FEATURES = ['health_check', 'query_log', 'embeddings', 'recall', 'expected_indexes', 'pg_stat_statements', 'pg_monitor'] as const;
+export const FEATURES = ['health_check', 'query_log', 'embeddings', 'embedding_failures', 'recall', 'expected_indexes', 'pg_stat_statements', 'pg_monitor'] as const;
 export type Feature = (typeof FEATURES)[number];
 
 interface Requirement {
@@ -22,6 +22,11 @@ const REQUIREMENTS: Partial<Record<Feature, readonly Requirement[]>> = {
   health_check: [{ kind: 'function', name: 'system_health_check()' }],
   query_log: [{ kind: 'table', name: 'query_performance_log' }],
   embeddings: [
+    { kind: 'table', name: 'framework_documents' },
+    { kind: 'table', name: 'chunk_embeddings' },
+  ],
+  embedding_failures: [
+    { kind: 'table', name: 'query_performance_log' },
     { kind: 'table', name: 'framework_documents' },
     { kind: 'table', name: 'chunk_embeddings' },
   ],

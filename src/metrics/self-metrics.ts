@@ -36,7 +36,7 @@ export function registerSelfMetrics(registry: Registry): CollectorObserver {
   });
   const features = new Gauge({
     name: 'pgvector_exporter_feature_enabled',
-    help: 'Whether an optional part of the database is present and readable, so its metrics are collected (1), or absent or not granted, so they are not (0, never a failed poll): health_check, query_log, embeddings, recall, expected_indexes, pg_stat_statements, pg_monitor.',
+    help: 'Whether an optional part of the database is present and readable, so its metrics are collected (1), or absent or not granted, so they are not (0, never a failed poll): health_check, query_log, embeddings, embedding_failures, recall, expected_indexes, pg_stat_statements, pg_monitor.',
     labelNames: ['feature'],
     registers: [registry],
   });
