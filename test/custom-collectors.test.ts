@@ -12,7 +12,8 @@ import { createLogger } from '../src/log.js';
 import { registerSelfMetrics } from '../src/metrics/self-metrics.js';
 import { Poller } from '../src/poller/poller.js';
 import { runCli } from './helpers/cli.js';
-import { sampleValue, writeConfig } from './helpers/exporter.js';
+import { eventually, sampleValue, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
+import { promQuery, startPrometheus, tempDir, type ManagedProcess } from './helpers/monitoring-stack.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { seedDocuments, seedEmbeddings, seedMetadata } from './helpers/seed.js';
 
@@ -178,5 +179,42 @@ describe('custom collectors on the RAG schema (real PostgreSQL)', () => {
       level: 'warn',
       error: "the poll returned 20000 series, above the collector's series limit of 10000: nothing published (raise series_limit or aggregate in SQL)",
     });
+  });
+});
+
+describe('series limit seen from a real Prometheus', () => {
+  let db: TestDatabase;
+  let exporter: ServeProcess | undefined;
+  let prometheus: ManagedProcess | undefined;
+  const dir = tempDir('pgve-guard-');
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await prometheus?.stop();
+    await exporter?.stop();
+    dir.remove();
+    await db.drop();
+  });
+
+  it('a query returning 20,000 distinct label sets: nothing of it reaches Prometheus, the rest does, one log line', async () => {
+    const file = writeConfig(
+      "collectors:\n  - name: wide\n    query: SELECT 'q' || n AS query_hash, n AS calls FROM generate_series(1, 20000) AS n\n    interval: 1h\n    labels: [query_hash]\n    metrics:\n      - { name: wide_calls, type: gauge, column: calls, help: h }\n" +
+        '  - name: narrow\n    query: SELECT 3 AS v\n    interval: 1s\n    metrics:\n      - { name: narrow_v, type: gauge, column: v, help: h }\n',
+      'guard.yaml',
+    );
+    const config = writeConfig(`jobs: { enabled: false }\ncustom_collectors: { files: [${file}] }\n`);
+    exporter = await startServe(['--config', config, '--database-url', db.url]);
+    const target = new URL(exporter.url).host;
+    prometheus = await startPrometheus(dir.path, { jobs: [{ job: 'pgvector-exporter', targets: [target] }], alertmanager: '127.0.0.1:9', ruleFiles: [] });
+    const url = prometheus.url;
+    await eventually(async () => (await promQuery(url, 'narrow_v'))[0]?.value[1] === '3', 'narrow_v in Prometheus', 30_000);
+    await eventually(async () => (await promQuery(url, 'pgvector_exporter_collector_success{collector="wide"}'))[0]?.value[1] === '0', 'the wide collector reported failed', 30_000);
+    expect(await promQuery(url, 'count({__name__="wide_calls"})')).toEqual([]);
+    const scraped = Number((await promQuery(url, 'max_over_time(scrape_samples_scraped[1m])'))[0]!.value[1]);
+    expect(scraped).toBeLessThan(5000);
+    const lines = exporter.logs().split('\n').filter((l) => l.includes('"collector":"wide"'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("the poll returned 20000 series, above the collector's series limit of 10000: nothing published");
   });
 });
