@@ -36,6 +36,8 @@ export interface OurExporterOptions {
   collectors?: readonly CollectorName[];
   /** query_log.lookback, e.g. to read a backlog on start. */
   lookbackMs?: number;
+  /** YAML of a custom collector file (docs/custom-collectors.md) to load. */
+  customCollectors?: string;
 }
 
 export const DEFAULT_COLLECTORS = COLLECTOR_NAMES.filter((name) => name !== 'recall');
@@ -57,6 +59,7 @@ export async function startOurExporter(db: BenchDatabase, options: OurExporterOp
     ...(options.poolMax !== undefined ? [`database:\n  pool_max: ${options.poolMax}`] : []),
     `collectors:\n${collectors}`,
     ...(options.lookbackMs !== undefined ? [`query_log:\n  lookback: ${options.lookbackMs}ms`] : []),
+    ...(options.customCollectors !== undefined ? [`custom_collectors:\n  files: [${JSON.stringify(writeConfig(`${options.name}-custom`, options.customCollectors))}]`] : []),
     '',
   ].join('\n');
   const port = await freePort();

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { COLLECTOR_FACTORIES } from '../src/collectors/index.js';
 import { cleanupAll, installSignalHandlers } from './cleanup.js';
@@ -9,6 +9,7 @@ import { measureIngestion } from './ingestion.js';
 import { machineInfo } from './machine.js';
 import { readOptions } from './options.js';
 import { renderReport, type BenchResults } from './report.js';
+import { carrySections } from './report-sections.js';
 import { createExtraTables, dropExtraTables, runScenario, type ScenarioFigures } from './scenario.js';
 import { runSoak } from './soak.js';
 
@@ -24,7 +25,8 @@ async function main(): Promise<void> {
   if (options.fromJson) {
     // Re-render only (e.g. after a wording change in report.ts): the figures stay those of that run.
     const results = JSON.parse(readFileSync(options.fromJson, 'utf8')) as BenchResults;
-    writeFileSync(options.output, renderReport(results));
+    const previous = existsSync(options.output) ? readFileSync(options.output, 'utf8') : '';
+    writeFileSync(options.output, carrySections(previous, renderReport(results)));
     log(`wrote ${options.output} from ${options.fromJson}`);
     return;
   }
@@ -81,7 +83,9 @@ async function main(): Promise<void> {
     totalSeconds: (performance.now() - started) / 1000,
   };
   mkdirSync(dirname(options.output), { recursive: true });
-  writeFileSync(options.output, renderReport(results));
+  // Sections other scripts write (npm run bench:custom) are carried over, not lost.
+  const previous = existsSync(options.output) ? readFileSync(options.output, 'utf8') : '';
+  writeFileSync(options.output, carrySections(previous, renderReport(results)));
   mkdirSync('bench/results', { recursive: true });
   writeFileSync('bench/results/last-run.json', `${JSON.stringify(results, null, 2)}\n`);
   log(`wrote ${options.output} and bench/results/last-run.json`);
