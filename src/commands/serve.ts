@@ -2,7 +2,7 @@ import { startExporter } from '../exporter.js';
 import { loadWebConfig } from '../http/web-config.js';
 import { waitForShutdownSignal } from '../signals.js';
 import type { Command } from './command.js';
-import { commandContext } from './context.js';
+import { commandContext, readConfig } from './context.js';
 
 export const serveCommand: Command = {
   name: 'serve',
@@ -17,8 +17,8 @@ export const serveCommand: Command = {
     const webConfig = config.web.config_file ? loadWebConfig(config.web.config_file) : undefined;
     const jobs = config.jobs.enabled && args.values['no-jobs'] !== true;
     // SIGHUP and POST /-/reload read the config again from the same flags, environment and file.
-    const readConfig = () => commandContext(args).config;
-    const exporter = await startExporter({ config, connection, log, webConfig, jobs, readConfig });
+    const reread = () => readConfig(args);
+    const exporter = await startExporter({ config, connection, log, webConfig, jobs, readConfig: reread });
     await waitForShutdownSignal(log);
     await exporter.stop();
     log.info('stopped');
