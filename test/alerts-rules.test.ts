@@ -56,6 +56,17 @@ describe('alert and recording rule files', () => {
     expect(code, output).toBe(0);
   });
 
+  it('groups and inhibits in alertmanager.yml on the identity labels of monitoring/config.yml, never on a replica', () => {
+    const { identityLabels, databaseLabel } = monitoringConfig();
+    const am = parse(readFileSync(`${ROOT}alerts/alertmanager.yml`, 'utf8')) as {
+      route: { group_by: string[]; routes: { matchers: string[] }[] };
+      inhibit_rules: { equal: string[] }[];
+    };
+    expect(am.route.group_by).toEqual(['alertname', ...identityLabels]);
+    for (const rule of am.inhibit_rules) expect(rule.equal.filter((l) => l !== 'alertname')).toEqual(identityLabels);
+    expect(am.route.routes.some((r) => r.matchers.some((m) => m.startsWith(`${databaseLabel}=`)))).toBe(true);
+  });
+
   it('has every required alert', () => {
     expect(REQUIRED_ALERTS.filter((name) => !alertNames.includes(name))).toEqual([]);
   });

@@ -175,6 +175,8 @@ export interface ScrapeJob {
   targets: string[];
   /** Target labels, e.g. the database label of monitoring/config.yml. */
   labels?: Record<string, string>;
+  /** Scrape interval and timeout when not the global 1 s (postgres_exporter takes over a second to fail). */
+  interval?: string;
 }
 
 /**
@@ -194,7 +196,11 @@ export async function startPrometheus(
       global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
       rule_files: options.ruleFiles,
       alerting: { alertmanagers: [{ static_configs: [{ targets: [options.alertmanager] }] }] },
-      scrape_configs: jobs.map((j) => ({ job_name: j.job, static_configs: [{ targets: j.targets, labels: j.labels ?? {} }] })),
+      scrape_configs: jobs.map((j) => ({
+        job_name: j.job,
+        ...(j.interval ? { scrape_interval: j.interval, scrape_timeout: j.interval } : {}),
+        static_configs: [{ targets: j.targets, labels: j.labels ?? {} }],
+      })),
     }),
   );
   return startServer(
