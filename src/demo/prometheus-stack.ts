@@ -61,7 +61,8 @@ export function prometheusConfig(options: PrometheusConfigOptions): string {
     global: { scrape_interval: interval, evaluation_interval: interval, external_labels: { environment: 'demo' } },
     rule_files: options.rules,
     ...(options.alertmanagerAddress ? { alerting: { alertmanagers: [{ static_configs: [{ targets: [options.alertmanagerAddress] }] }] } } : {}),
-    scrape_configs: [{ job_name: EXPORTER_JOB, static_configs: [{ targets: [options.exporterAddress] }] }],
+    // the database label: the identity label the shipped rules aggregate by (monitoring/config.yml)
+    scrape_configs: [{ job_name: EXPORTER_JOB, static_configs: [{ targets: [options.exporterAddress], labels: { database: 'rag' } }] }],
   });
 }
 
