@@ -48,18 +48,21 @@ describe('the exporter with the least-privilege role', () => {
     expect(sampleValue(text, 'rag_documents')).toBe(0);
   });
 
-  it('fails only the collectors that read a table whose access was revoked', async () => {
+  it('turns off the feature of a table whose access was revoked, failing no collector', async () => {
+    const feature = async (name: string) => sampleValue(await metrics(), 'pgvector_exporter_feature_enabled', { feature: name });
     await db.pool.query('REVOKE SELECT ON framework_documents FROM pgvector_exporter');
-    await eventually(async () => (await success('embeddings')) === 0, 'embeddings collector failing after REVOKE', 15_000);
-    // embedding_failures reads framework_documents too
-    await eventually(async () => (await success('embedding_failures')) === 0, 'embedding_failures collector failing after REVOKE', 15_000);
+    await eventually(async () => (await feature('embeddings')) === 0, 'embeddings feature off after REVOKE', 15_000);
+    // rag_documents (embeddings) and rag_embedding_generation_failures_total (embedding_failures) both read it
+    await eventually(async () => {
+      const text = await metrics();
+      return sampleValue(text, 'rag_documents') === undefined && sampleValue(text, 'rag_embedding_generation_failures_total', { reason: 'query_log' }) === undefined;
+    }, 'embeddings series gone after REVOKE', 15_000);
     const text = await metrics();
-    const stillFine = names.filter((n) => n !== 'embeddings' && n !== 'embedding_failures' && n !== 'statements');
-    for (const name of stillFine) {
+    for (const name of names.filter((n) => n !== 'statements')) {
       expect(sampleValue(text, 'pgvector_exporter_collector_success', { collector: name }), name).toBe(1);
     }
-    expect(sampleValue(text, 'rag_documents')).toBeUndefined();
     await db.pool.query('GRANT SELECT ON framework_documents TO pgvector_exporter');
-    await eventually(async () => (await success('embeddings')) === 1, 'embeddings collector recovering after GRANT', 15_000);
+    await eventually(async () => (await feature('embeddings')) === 1, 'embeddings feature back after GRANT', 15_000);
+    await eventually(async () => sampleValue(await metrics(), 'rag_embedding_generation_failures_total', { reason: 'query_log' }) !== undefined, 'embedding failures counted again after GRANT', 15_000);
   });
 });
