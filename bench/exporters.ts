@@ -38,6 +38,10 @@ export interface OurExporterOptions {
   lookbackMs?: number;
   /** YAML of a custom collector file (docs/custom-collectors.md) to load. */
   customCollectors?: string;
+  /** Run the maintenance scheduler as `serve` does by default (off unless asked). */
+  jobs?: boolean;
+  /** Node/V8 flags before the script (e.g. the image's --max-semi-space-size). */
+  nodeFlags?: readonly string[];
 }
 
 export const DEFAULT_COLLECTORS = COLLECTOR_NAMES.filter((name) => name !== 'recall');
@@ -55,7 +59,7 @@ export async function startOurExporter(db: BenchDatabase, options: OurExporterOp
   const collectors = COLLECTOR_NAMES.map((name) => `  ${name}:\n    enabled: ${enabled.has(name)}${interval}`).join('\n');
   const yaml = [
     'log_level: warn',
-    'jobs:\n  enabled: false',
+    `jobs:\n  enabled: ${options.jobs === true}`,
     ...(options.poolMax !== undefined ? [`database:\n  pool_max: ${options.poolMax}`] : []),
     `collectors:\n${collectors}`,
     ...(options.lookbackMs !== undefined ? [`query_log:\n  lookback: ${options.lookbackMs}ms`] : []),
@@ -66,7 +70,7 @@ export async function startOurExporter(db: BenchDatabase, options: OurExporterOp
   return startExporterProcess({
     name: options.name,
     command: process.execPath,
-    args: [CLI, 'serve', '--web.listen-address', `127.0.0.1:${port}`, '--config', writeConfig(options.name, yaml)],
+    args: [...(options.nodeFlags ?? []), CLI, 'serve', '--web.listen-address', `127.0.0.1:${port}`, '--config', writeConfig(options.name, yaml)],
     env: { ...process.env, DATABASE_URL: db.url(options.role ?? OUR_ROLE) },
     url: `http://127.0.0.1:${port}`,
     readyPath: '/readyz',

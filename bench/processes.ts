@@ -95,6 +95,13 @@ export function residentBytes(pid: number): number {
   return Number(match[1]) * 1024;
 }
 
+/** VmRSS and its parts: RssAnon (the process's own heap and stacks) and RssFile (mapped files: mostly the node binary's pages, shared and reclaimable). */
+export function residentSplit(pid: number): { bytes: number; anonBytes: number; fileBytes: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)\\s+kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+  return { bytes: kb('VmRSS'), anonBytes: kb('RssAnon'), fileBytes: kb('RssFile') };
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,0 +1,43 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cleanupAll, installSignalHandlers } from './cleanup.js';
+import { seedCorpus } from './corpus.js';
+import { startDatabase } from './database.js';
+import { runHourSoak } from './hour-soak.js';
+
+/**
+ * npm run bench:scale -- <scenario>: the query log at the specification's throughput, the exporter's
+ * cost at scale and its memory over an hour (issue 15). Each scenario writes
+ * bench/results/scale-<scenario>.json; `report` renders them into docs/benchmarks.md.
+ */
+const started = performance.now();
+const log = (line: string) => console.log(`[${((performance.now() - started) / 1000).toFixed(0).padStart(5)} s] ${line}`);
+
+async function main(): Promise<void> {
+  const scenario = process.argv[2];
+  installSignalHandlers();
+  mkdirSync('bench/results', { recursive: true });
+  const save = (figures: unknown) => {
+    writeFileSync(`bench/results/scale-${scenario}.json`, `${JSON.stringify(figures, null, 2)}\n`);
+    log(`wrote bench/results/scale-${scenario}.json`);
+  };
+  switch (scenario) {
+    case 'soak': {
+      const seconds = Number(process.env.BENCH_SOAK_HOUR_SECONDS ?? 3600);
+      const db = await startDatabase();
+      await seedCorpus(db, 200, (line) => log(`  seed: ${line}`));
+      log(`soak: ${seconds} s at default intervals`);
+      save(await runHourSoak(db, seconds, 20, log));
+      break;
+    }
+    default:
+      throw new Error(`unknown scenario ${scenario ?? '(none)'}`);
+  }
+}
+
+main()
+  .then(() => cleanupAll())
+  .catch(async (err: unknown) => {
+    console.error(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    await cleanupAll();
+    process.exitCode = 1;
+  });
