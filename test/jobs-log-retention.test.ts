@@ -7,19 +7,36 @@ import { testConfig, testRunner, type TestRunner } from './helpers/jobs.js';
 const OLD = 1050;
 const RECENT = 200;
 const EXPIRED = 130;
-const BATCH = 100;
+const ANCIENT_DEFAULT = 3;
 
-describe('log-retention', () => {
+/** xmin of each row by id: a row that was copied gets a new xmin, a partition that was moved keeps them. */
+async function xmins(pool: pg.Pool, table: string, where: string): Promise<Map<string, string>> {
+  const { rows } = await pool.query<{ id: string; x: string }>(`SELECT id::text, xmin::text AS x FROM ${table} WHERE ${where} ORDER BY id`);
+  return new Map(rows.map((r) => [r.id, r.x]));
+}
+
+describe('log-retention on the partitioned log', () => {
   let db: TestDatabase;
   let t: TestRunner;
   beforeAll(async () => {
     db = await createTestDatabase();
+    // Rows written 40 days ago landed in their day's partitions then (the job keeps them ahead).
+    await db.pool.query(
+      `SELECT query_log_add_partition('query_performance_log', d::date)
+         FROM generate_series((now() - interval '41 days') AT TIME ZONE 'UTC', (now() - interval '28 days') AT TIME ZONE 'UTC', interval '1 day') d`,
+    );
     await db.pool.query(
       `INSERT INTO query_performance_log (query_type, duration_ms, ts)
        SELECT 'vector_search', g, now() - interval '40 days' - g * interval '1 second' FROM generate_series(1, $1::int) g`,
       [OLD],
     );
     await db.pool.query(`INSERT INTO query_performance_log (query_type, duration_ms, ts) SELECT 'insert', g, now() - interval '29 days' FROM generate_series(1, $1::int) g`, [RECENT]);
+    // Rows of a day without a partition (DEFAULT), and one at -infinity (no day at all).
+    await db.pool.query(
+      `INSERT INTO query_performance_log (query_type, duration_ms, ts, error) VALUES
+         ('embedding_generation', 1, now() - interval '100 days', 'rate limited'), ('embedding_generation', 2, now() - interval '100 days', 'rate limited'),
+         ('embedding_generation', 3, '-infinity', 'rate limited')`,
+    );
     await db.pool.query(
       `INSERT INTO query_performance_archive (id, query_type, duration_ms, ts)
        SELECT -g, 'vector_search', g, now() - interval '400 days' FROM generate_series(1, $1::int) g`,
@@ -28,7 +45,7 @@ describe('log-retention', () => {
     await db.pool.query(`INSERT INTO query_performance_archive (id, query_type, duration_ms, ts) SELECT -1000 - g, 'insert', g, now() - interval '300 days' FROM generate_series(1, 7) g`);
     t = testRunner(
       db.url,
-      testConfig((c) => Object.assign(c.jobs['log-retention'], { batch_size: BATCH, batch_pause: 20, lock_timeout: 1000 })),
+      testConfig((c) => Object.assign(c.jobs['log-retention'], { batch_size: 100, batch_pause: 20, lock_timeout: 1000, partitions_ahead: 10 })),
     );
   });
   afterAll(async () => {
@@ -36,76 +53,98 @@ describe('log-retention', () => {
     await db.drop();
   });
 
-  it('moves exactly the rows past the horizon, in batches, while a writer keeps inserting unblocked', async () => {
-    const oldIds = (await db.pool.query("SELECT id FROM query_performance_log WHERE ts < now() - interval '30 days' ORDER BY id")).rows.map((r) => String(r.id));
-    expect(oldIds).toHaveLength(OLD);
+  it('moves whole days to the archive without copying a row, while a writer keeps inserting; nothing lost', async () => {
+    const oldRows = await xmins(db.pool, 'query_performance_log', "ts < now() - interval '30 days' AND ts > now() - interval '50 days'");
+    expect(oldRows.size).toBe(OLD);
 
     // The search service: one session inserting log rows as fast as it can.
     const writer = new pg.Client({ connectionString: db.url });
     await writer.connect();
-    const writerPid = (await writer.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
     const inserts: { start: number; end: number }[] = [];
-    const blockedSamples: number[][] = [];
+    const failures: string[] = [];
     let stop = false;
     const writing = (async () => {
       while (!stop) {
         const start = Date.now();
-        await writer.query("INSERT INTO query_performance_log (query_type, duration_ms) VALUES ('vector_search', 1)");
-        inserts.push({ start, end: Date.now() });
-      }
-    })();
-    // Watches whether the writer ever waits on someone else's lock.
-    const watching = (async () => {
-      while (!stop) {
-        const { rows } = await db.pool.query('SELECT pg_blocking_pids($1) AS pids', [writerPid]);
-        if (rows[0].pids.length > 0) blockedSamples.push(rows[0].pids);
-        await new Promise((r) => setTimeout(r, 2));
+        try {
+          await writer.query("INSERT INTO query_performance_log (query_type, duration_ms) VALUES ('vector_search', 1)");
+          inserts.push({ start, end: Date.now() });
+        } catch (err) {
+          failures.push((err as Error).message);
+          if (failures.length > 10) break;
+        }
       }
     })();
 
-    const batches: JobProgress[] = [];
+    const steps: JobProgress[] = [];
     let result;
     try {
       while (inserts.length < 5) await new Promise((r) => setTimeout(r, 5));
-      result = await t.runner.run('log-retention', { trigger: 'manual', progress: (e) => batches.push(e) });
+      result = await t.runner.run('log-retention', { trigger: 'manual', progress: (e) => steps.push(e) });
+      const n = inserts.length;
+      while (inserts.length < n + 5 && failures.length === 0) await new Promise((r) => setTimeout(r, 5));
     } finally {
       stop = true;
-      await Promise.all([writing, watching]);
+      await writing;
       await writer.end();
     }
+    expect(failures).toEqual([]);
     expect(result.result, result.message).toBe('success');
-    expect(result.details).toMatchObject({ archived: OLD, archive_batches: Math.ceil(OLD / BATCH), expired: EXPIRED, expire_batches: Math.ceil(EXPIRED / BATCH) });
+    expect(result.details).toMatchObject({ days_dropped: 1, default_rows_retired: 2 });
+    expect(result.details.days_archived).toBeGreaterThanOrEqual(2); // 40 days ago (one or two UTC days) + 100 days ago
 
-    // Exactly the old rows moved: none left behind, none too many, the recent and the written ones stay.
-    const archived = (await db.pool.query('SELECT id FROM query_performance_archive WHERE id > 0 ORDER BY id')).rows.map((r) => String(r.id));
-    expect(archived).toEqual(oldIds);
-    const left = await db.pool.query("SELECT count(*)::int AS total, count(*) FILTER (WHERE ts < now() - interval '30 days')::int AS old FROM query_performance_log");
+    // The old rows are in the archive with their original xmin: moved as partitions, not copied.
+    const archived = await xmins(db.pool, 'query_performance_archive', "id > 0 AND ts > now() - interval '50 days'");
+    expect(archived).toEqual(oldRows);
+    const left = await db.pool.query(
+      "SELECT count(*)::int AS total, count(*) FILTER (WHERE ts < now() - interval '30 days')::int AS old FROM query_performance_log",
+    );
     expect(left.rows[0]).toEqual({ total: RECENT + inserts.length, old: 0 });
-    // Archived rows inside the archive horizon stay; those past it are gone.
+    // The DEFAULT partition's rows: those of 100 days ago got their day and went to the archive (with
+    // their error text), -infinity was retired row by row to the archive and expired there.
+    const errors = await db.pool.query("SELECT count(*)::int AS n FROM query_performance_archive WHERE error = 'rate limited'");
+    expect(errors.rows[0].n).toBe(ANCIENT_DEFAULT - 1);
+    // Archived rows inside the archive horizon stay; the day past it is dropped.
     const archiveLeft = await db.pool.query('SELECT count(*)::int AS n FROM query_performance_archive WHERE id < 0');
     expect(archiveLeft.rows[0].n).toBe(7);
+    // Partitions are kept `partitions_ahead` days ahead.
+    const ahead = await db.pool.query(
+      "SELECT max(lo) - date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS ahead FROM query_log_partitions('query_performance_log')",
+    );
+    expect(ahead.rows[0].ahead).toMatchObject({ days: 10 });
 
-    // Each batch was its own transaction: the archived rows carry one inserting transaction id per batch.
-    const xids = await db.pool.query('SELECT count(DISTINCT xmin::text)::int AS n FROM query_performance_archive WHERE id > 0');
-    expect(xids.rows[0].n).toBe(Math.ceil(OLD / BATCH));
-
-    // The writer was never waiting on a lock, and its inserts went on between the batches.
-    expect(blockedSamples).toEqual([]);
-    const archiveBatches = batches.filter((b) => b.step === 'archive');
-    expect(archiveBatches).toHaveLength(Math.ceil(OLD / BATCH));
-    const first = archiveBatches[0]!.startedAt.getTime();
-    const last = archiveBatches.at(-1)!.finishedAt.getTime();
-    const during = inserts.filter((i) => i.end >= first && i.end <= last).length;
-    expect(during).toBeGreaterThan(0);
-
-    const longestBatch = Math.max(...archiveBatches.map((b) => b.finishedAt.getTime() - b.startedAt.getTime()));
+    const detach = steps.filter((s) => s.step === 'archive');
     const longestInsert = Math.max(...inserts.map((i) => i.end - i.start));
-    console.log(`log-retention: ${archiveBatches.length} batches of ${BATCH}, longest batch ${longestBatch} ms; writer: ${inserts.length} inserts, ${during} during the job, longest ${longestInsert} ms`);
+    console.log(`log-retention: ${detach.length} day(s) archived, longest ${Math.max(...detach.map((s) => s.finishedAt.getTime() - s.startedAt.getTime()))} ms; writer: ${inserts.length} inserts, longest ${longestInsert} ms`);
   });
 
-  it('with nothing past the horizon it changes nothing and says so', async () => {
+  it('a day whose lock is not granted within lock_timeout is tried again, then archived', async () => {
+    await db.pool.query(
+      `SELECT query_log_add_partition('query_performance_log', ((now() - interval '35 days') AT TIME ZONE 'UTC')::date)`,
+    );
+    await db.pool.query("INSERT INTO query_performance_log (query_type, duration_ms, ts) VALUES ('insert', 1, now() - interval '35 days')");
+    // A reader in a long transaction holds ACCESS SHARE on the log: DETACH must wait for it.
+    const reader = new pg.Client({ connectionString: db.url });
+    await reader.connect();
+    await reader.query('BEGIN');
+    await reader.query('SELECT count(*) FROM query_performance_log');
+    const released = new Promise<void>((resolve) => {
+      setTimeout(() => {
+        void reader.query('COMMIT').then(() => resolve());
+      }, 1500);
+    });
+    const result = await t.runner.run('log-retention', { trigger: 'manual' });
+    await released;
+    await reader.end();
+    expect(result.result, result.message).toBe('success');
+    expect(result.details).toMatchObject({ days_archived: 1 });
+    const left = await db.pool.query("SELECT count(*)::int AS n FROM query_performance_log WHERE ts < now() - interval '30 days'");
+    expect(left.rows[0].n).toBe(0);
+  });
+
+  it('with nothing past the horizon it archives nothing and says so', async () => {
     const result = await t.runner.run('log-retention', { trigger: 'manual' });
     expect(result.result).toBe('success');
-    expect(result.message).toMatch(/^nothing to do: 0 log row\(s\) older than .* 0 archived row\(s\)/);
+    expect(result.message).toMatch(/^archived 0 day\(s\) of the log \(about 0 rows\), dropped 0 archived day\(s\)/);
   });
 });

@@ -5,6 +5,7 @@ import { embeddingsCollector } from '../src/collectors/embeddings.js';
 import { healthCollector } from '../src/collectors/health.js';
 import { indexesCollector } from '../src/collectors/indexes.js';
 import { queryLogCollector } from '../src/collectors/query-log.js';
+import { ADOPT_THROUGH } from '../src/db/adopt.js';
 import { loadMigrations } from '../src/db/migrate.js';
 import { runCli } from './helpers/cli.js';
 import { collectorContext, connect, valueOf } from './helpers/collector-context.js';
@@ -93,7 +94,8 @@ describe('migrate --adopt on a database built from the specification', () => {
     expect(dry.stdout).toMatch(/^ {2}replace +function system_health_check\(\)/m);
     expect(dry.stdout).toMatch(/^ {2}skip +trigger trg_audit_chunk_embeddings: the specification's audit trail is kept/m);
     expect(dry.stdout).toMatch(/^ {2}run +GRANT USAGE, SELECT \(line \d+\): not granted on key_concepts_id_seq, source_lines_id_seq/m);
-    expect(dry.stdout).toContain(`would record as applied: ${loadMigrations().slice(1).map((m) => m.file).join(', ')}`);
+    // Adoption plans the migrations a hand-built database can match; later ones (007) run as plain migrations.
+    expect(dry.stdout).toContain(`would record as applied: ${loadMigrations().slice(1).filter((m) => m.version <= ADOPT_THROUGH).map((m) => m.file).join(', ')}`);
     expect(await schemaFingerprint(client)).toEqual(before);
     expect(await dataFingerprint(client)).toEqual(data);
   });

@@ -23,7 +23,7 @@ describe('pgvector-exporter migrate', () => {
     for (const m of loadMigrations()) expect(first.stdout).toContain(`applied ${m.file}`);
 
     const { rows } = await db.pool.query<{ relname: string }>(
-      "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r','v','i')",
+      "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r','v','i','p','I')",
     );
     const names = rows.map((r) => r.relname);
     for (const expected of [

@@ -20,9 +20,10 @@ import { requireFeature } from './features.js';
  *
  * A hole is dropped as permanent once no transaction that could have taken one of its ids can still
  * be running. Its ids were taken before the poll that found it (they are below a visible id, and the
- * sequence is monotonic), by transactions that got their transaction id within microseconds after
- * taking the sequence value (nextval runs right before the row's heap insert). So at the next poll
- * the hole is stamped with that snapshot's xmax; once a later snapshot's xmin reaches the stamp,
+ * sequence is monotonic), by transactions that got their transaction id shortly after taking the
+ * sequence value (nextval runs right before the row is routed to its partition and inserted; routing
+ * can wait for a partition's lock). So at the first poll at least STAMP_DELAY_MS after the one that
+ * found it, the hole is stamped with that snapshot's xmax; once a later snapshot's xmin reaches the stamp,
  * every such transaction has ended and its rows would have been visible to the statement that
  * checks. Holes never hold the rest of the log back; a long-running writing transaction anywhere on
  * the server (xids are server-wide; read-only transactions have none) keeps the holes found while it
@@ -39,6 +40,8 @@ export interface Hole {
   hi: number;
   /** The poll that found the hole; it is stamped by a later poll. */
   poll: number;
+  /** When that poll ran (ms since the epoch): the stamp waits STAMP_DELAY_MS. */
+  foundAt: number;
   /** pg_snapshot_xmax of the stamping poll's snapshot. */
   horizon?: bigint;
 }
@@ -59,6 +62,18 @@ export const OTHER_QUERY_TYPE = 'other';
 export const START_HOLE_WINDOW = 10_000;
 /** The smallest batch a timed-out read falls back to. */
 export const MIN_BATCH_ROWS = 1000;
+/**
+ * The longest duration_ms observed: 24 hours. Longer (and NULL, negative, NaN, infinite) is counted as
+ * rejected: one finite but absurd value (1e308 ms) would otherwise make the histogram's _sum useless
+ * until the exporter restarts.
+ */
+export const MAX_DURATION_MS = 86_400_000;
+/**
+ * A hole is stamped no sooner than this after it was found: the time a writer may take between
+ * nextval() and getting its transaction id (partition routing). Polls are 15 s apart by default, so
+ * only back-to-back polls (a backlog, tests) wait for it.
+ */
+export const STAMP_DELAY_MS = 2000;
 /** Holes kept at most; beyond this the oldest are given up (logged). */
 export const MAX_HOLES = 10_000;
 
@@ -73,7 +88,7 @@ function families(buckets: readonly number[]) {
     },
     rows: {
       name: 'rag_query_log_rows_total',
-      help: 'query_performance_log rows read since the exporter started: observed into the histogram, or rejected (NULL, negative or non-finite duration_ms).',
+      help: 'query_performance_log rows read since the exporter started: observed into the histogram, or rejected (duration_ms NULL, negative, not finite or above 24 hours).',
       type: 'counter',
       labelNames: ['result'],
     },
@@ -124,8 +139,11 @@ FROM start s`;
  * Aggregation: one group per folded query_type (a handful, so a small hash aggregate), with one
  * cumulative `count(*) FILTER (WHERE seconds <= bound)` per bucket: a bucket's bound is `le`, upper
  * bound inclusive. `duration_ms / 1000` is the same correctly rounded double as the bound (100 ms is
- * 0.1). NULL, negative and non-finite durations (NaN sorts above Infinity) are rejected: seconds is
- * NULL for them, so they are in count(*) but in no bucket and not in the sum.
+ * 0.1). NULL, negative, non-finite (NaN sorts above Infinity) and durations above MAX_DURATION_MS are
+ * rejected: seconds is NULL for them, so they are in count(*) but in no bucket and not in the sum.
+ *
+ * On the partitioned log (migration 007) each range scan is a merge of one primary-key probe per
+ * partition: the cost grows with the days kept, not with the rows.
  */
 export function queryLogSql(bounds: readonly number[]): string {
   // The bounds are validated finite numbers, written as float8 literals: constants, not per-row array lookups.
@@ -147,7 +165,7 @@ filled AS MATERIALIZED (
 ),
 seen AS (
   SELECT CASE WHEN query_type = ANY ($5::text[]) THEN query_type ELSE '${OTHER_QUERY_TYPE}' END AS query_type,
-         CASE WHEN duration_ms >= 0 AND duration_ms < 'Infinity' THEN duration_ms / 1000 END AS seconds,
+         CASE WHEN duration_ms >= 0 AND duration_ms <= ${MAX_DURATION_MS} THEN duration_ms / 1000 END AS seconds,
          id, ts, gap_lo
   FROM (SELECT id, query_type, duration_ms, ts, CASE WHEN id > prev_id + 1 THEN prev_id + 1 END AS gap_lo FROM tail
         UNION ALL
@@ -246,7 +264,7 @@ export class QueryLogState {
 
   applyStart(row: StartRow): void {
     this.watermark = Number(row.watermark);
-    this.holes = row.holes.map(([lo, hi]) => ({ lo: Number(lo), hi: Number(hi), poll: this.poll }));
+    this.holes = row.holes.map(([lo, hi]) => ({ lo: Number(lo), hi: Number(hi), poll: this.poll, foundAt: Date.now() }));
     if (row.newest_ts !== null) this.newestTs = row.newest_ts;
   }
 
@@ -303,6 +321,7 @@ export class QueryLogState {
 
   /** Replaces the holes that received rows by what remains of them, adds the new gaps, drops the settled. */
   private updateHoles(row: ReadRow): void {
+    const now = Date.now();
     const touched = new Set(row.touched.map(Number));
     const rest = new Map<number, Hole[]>();
     for (const r of row.hole_rest) {
@@ -313,12 +332,12 @@ export class QueryLogState {
     }
     const holes = this.holes.flatMap((hole, i) => (touched.has(i + 1) ? (rest.get(i + 1) ?? []) : [hole]));
     for (const group of row.groups) {
-      (group.gap_lo ?? []).forEach((lo, i) => holes.push({ lo: Number(lo), hi: Number(group.gap_hi![i]), poll: this.poll }));
+      (group.gap_lo ?? []).forEach((lo, i) => holes.push({ lo: Number(lo), hi: Number(group.gap_hi![i]), poll: this.poll, foundAt: now }));
     }
     const xmin = BigInt(row.xmin);
     const xmax = BigInt(row.xmax);
     this.holes = holes
-      .map((hole) => (hole.horizon === undefined && hole.poll < this.poll ? { ...hole, horizon: xmax } : hole))
+      .map((hole) => (hole.horizon === undefined && hole.poll < this.poll && now - hole.foundAt >= STAMP_DELAY_MS ? { ...hole, horizon: xmax } : hole))
       .filter((hole) => hole.horizon === undefined || xmin < hole.horizon)
       .sort((a, b) => a.lo - b.lo);
   }
@@ -352,7 +371,7 @@ export function normalizeBuckets(buckets: readonly number[]): number[] {
 export interface QueryLogCollector extends Collector {
   /** The process-cumulative state, for tests and debugging. */
   readonly state: QueryLogState;
-  /** Rows per statement now (config, or less after timeouts). */
+  /** Rows per statement now (config, or less after timeouts until reads succeed again). */
   readonly batchRows: number;
 }
 
@@ -364,14 +383,21 @@ export function queryLogCollector(options: QueryLogOptions): QueryLogCollector {
   const state = new QueryLogState(buckets, labelTypes);
 
   // A batch that cannot finish within statement_timeout would fail every poll and stall reading for
-  // good: after a timeout the next statements read half as many rows (down to MIN_BATCH_ROWS).
+  // good: after a timeout the next statements read half as many rows (down to MIN_BATCH_ROWS). Every
+  // read that succeeds doubles it again, up to the configured size: a timeout caused by a lock wait
+  // (the usual cause) must not leave reading slow for good.
   let batchRows = options.batchRows;
 
   async function readOnce({ query, log }: CollectContext): Promise<number> {
     const { watermark, lo, hi } = state.readParams();
     try {
       const [row] = await query<ReadRow>(sql, [watermark, batchRows, lo, hi, options.queryTypes]);
-      return state.applyRead(row!, log);
+      const read = state.applyRead(row!, log);
+      if (batchRows < options.batchRows) {
+        batchRows = Math.min(options.batchRows, batchRows * 2);
+        log.debug({ batchRows }, 'query log read succeeded; reading larger batches again');
+      }
+      return read;
     } catch (err) {
       if (isStatementTimeout(err) && batchRows > MIN_BATCH_ROWS) {
         batchRows = Math.max(MIN_BATCH_ROWS, Math.floor(batchRows / 2));

@@ -1,7 +1,7 @@
 import { adopt, type AdoptResult } from '../db/adopt.js';
 import { withClient } from '../db/pool.js';
 import { describeDatabaseError } from '../db/errors.js';
-import { migrate } from '../db/migrate.js';
+import { convertQueryLog, migrate } from '../db/migrate.js';
 import { ConfigError, FatalError } from '../errors.js';
 import type { Command } from './command.js';
 import { commandContext } from './context.js';
@@ -28,12 +28,26 @@ export const migrateCommand: Command = {
       const dryRun = Boolean(args.values['dry-run']);
       out(`migrate --adopt${dryRun ? ' --dry-run' : ''}: ${connection.description} (from ${connection.source})`);
       const result = await withClient(connection, 'pgvector-exporter-migrate', (client) => adopt(client, { dryRun }), config.database.connect_timeout).catch(fail);
-      return reportAdoption(result, dryRun);
+      const code = reportAdoption(result, dryRun);
+      if (code !== 0 || dryRun) return code;
+      // Migrations after ADOPT_THROUGH change what exists (007: the partitioned query log): applied now.
     }
     out(`migrate: ${connection.description} (from ${connection.source})`);
-    const result = await withClient(connection, 'pgvector-exporter-migrate', migrate, config.database.connect_timeout).catch(fail);
+    let lastReport = 0;
+    const progress = (moved: number) => {
+      if (Date.now() - lastReport < 5000) return;
+      lastReport = Date.now();
+      out(`converting the query log to partitions: ${moved} row(s) moved so far`);
+    };
+    const migrateAndConvert = async (client: Parameters<typeof migrate>[0]) => {
+      const applied = await migrate(client);
+      // The online part of 007: old rows move in small transactions while the service keeps writing.
+      return { ...applied, converted: await convertQueryLog(client, 10_000, progress) };
+    };
+    const result = await withClient(connection, 'pgvector-exporter-migrate', migrateAndConvert, config.database.connect_timeout).catch(fail);
     for (const notice of result.notices) out(`notice: ${notice}`);
     for (const file of result.applied) out(`applied ${file}`);
+    if (result.converted > 0) out(`converted the query log to partitions: ${result.converted} row(s) moved`);
     for (const file of result.changed) out(`warning: ${file} was changed after it was applied; it is not run again`);
     out(
       result.applied.length === 0

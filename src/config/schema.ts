@@ -115,7 +115,7 @@ const JOB_DEFAULTS: Record<JobName, JobDefaults> = {
   // REINDEX CONCURRENTLY only takes SHARE UPDATE EXCLUSIVE and then waits for older transactions to end;
   // neither blocks searches or writes, so it may wait longer than the other jobs before giving up.
   'reindex-vector': { schedule: '0 4 * * 0', enabled: true, statementTimeout: '0', lockTimeout: '1m', help: 'REINDEX CONCURRENTLY the vector index when needed' },
-  'log-retention': { schedule: '30 1 * * *', enabled: true, statementTimeout: '1m', help: 'archive and expire query_performance_log rows' },
+  'log-retention': { schedule: '30 1 * * *', enabled: true, statementTimeout: '1m', help: 'keep query_performance_log partitions ahead, archive and expire whole days' },
   backup: { schedule: '0 1 * * *', enabled: false, statementTimeout: '0', help: 'pg_dump --format=custom, verified' },
 };
 
@@ -226,7 +226,8 @@ export const FIELDS: FieldSpec[] = [
   { key: 'jobs.reindex-vector.lists_growth_factor', type: 'number', parse: (v) => parseNumber(v, 1, 100), default: 2, help: 'IVFFlat: rebuild with new lists when rows/1000 (sqrt(rows) above 1M rows) exceeds this factor times the current lists' },
   { key: 'jobs.log-retention.retention', type: 'duration', parse: positiveAge, default: '30d', help: 'query_performance_log rows older than this move to the archive' },
   { key: 'jobs.log-retention.archive_retention', type: 'duration', parse: positiveAge, default: '365d', help: 'archived rows older than this are deleted' },
-  { key: 'jobs.log-retention.batch_size', type: 'int', parse: (v) => parseInteger(v, 1, 1_000_000), default: 5000, help: 'rows moved per transaction' },
+  { key: 'jobs.log-retention.batch_size', type: 'int', parse: (v) => parseInteger(v, 1, 1_000_000), default: 5000, help: 'rows moved per transaction where rows move (converting an unpartitioned log, leftovers of the DEFAULT partitions); whole days move by partition' },
+  { key: 'jobs.log-retention.partitions_ahead', type: 'int', parse: (v) => parseInteger(v, 1, 90), default: 7, help: 'days of query log partitions kept ahead of today (UTC)' },
   { key: 'jobs.log-retention.batch_pause', type: 'duration', parse: parseDuration, default: '50ms', help: 'pause between batches' },
   { key: 'jobs.backup.directory', type: 'path', parse: parseString, default: '/var/lib/pgvector-exporter/backups', env: 'BACKUP_DIRECTORY', help: 'where dumps are written' },
   { key: 'jobs.backup.retention', type: 'duration', parse: positiveAge, default: '30d', help: 'dumps older than this are deleted' },
@@ -276,7 +277,7 @@ export interface Config {
     analyze: JobConfig;
     'vacuum-analyze': JobConfig;
     'reindex-vector': JobConfig & { index: string; change_threshold: number; lists_growth_factor: number; maintenance_work_mem?: string };
-    'log-retention': JobConfig & { retention: number; archive_retention: number; batch_size: number; batch_pause: number };
+    'log-retention': JobConfig & { retention: number; archive_retention: number; batch_size: number; batch_pause: number; partitions_ahead: number };
     backup: JobConfig & { directory: string; retention: number; pg_dump: string; pg_restore: string };
   };
 }

@@ -26,6 +26,18 @@ import { splitSqlScript } from './sql-script.js';
 
 export const SPECIFICATION_TABLES_FILE = `${SQL_DIR}adopt/specification-tables.sql`;
 
+/**
+ * The last migration whose objects a database built by hand can already have: adoption plans up to it.
+ * Later migrations change what exists (007 converts the query log to partitions) and are applied by
+ * a plain `migrate` afterwards, unless their result is already in effect (ALREADY_IN_EFFECT).
+ */
+export const ADOPT_THROUGH = '006';
+
+/** A later migration whose result the database already shows (built by the migrations, bookkeeping lost). */
+const ALREADY_IN_EFFECT: Record<string, string> = {
+  '007': "SELECT coalesce((SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass('query_performance_log')), false) AS in_effect",
+};
+
 export type AdoptAction = 'keep' | 'create' | 'replace' | 'rebuild' | 'run' | 'skip';
 
 export interface AdoptStep {
@@ -258,7 +270,11 @@ function relationKind(kind: string): string {
  * Plans (and, unless dryRun, applies) the adoption of every migration not yet recorded. Runs in one
  * transaction under the migrate lock; on a conflict or in a dry run it rolls back, changing nothing.
  */
-export async function adopt(client: pg.Client, options: { dryRun: boolean }, migrations = loadMigrations()): Promise<AdoptResult> {
+export async function adopt(
+  client: pg.Client,
+  options: { dryRun: boolean },
+  migrations = loadMigrations().filter((m) => m.version <= ADOPT_THROUGH),
+): Promise<AdoptResult> {
   await assertPgvectorAvailable(client);
   await client.query('SELECT pg_advisory_lock(hashtext($1))', [MIGRATE_LOCK_KEY]);
   try {
@@ -337,6 +353,12 @@ async function planAndApply(client: pg.Client, options: { dryRun: boolean }, mig
       migration.name,
       migration.checksum,
     ]);
+  }
+  for (const later of loadMigrations().filter((m) => m.version > ADOPT_THROUGH && ALREADY_IN_EFFECT[m.version] && !applied.has(m.version))) {
+    const { rows } = await client.query<{ in_effect: boolean }>(ALREADY_IN_EFFECT[later.version]!);
+    if (!rows[0]!.in_effect) break;
+    await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [later.version, later.name, later.checksum]);
+    result.adopted.push(later.file);
   }
   result.changed = true;
   return result;

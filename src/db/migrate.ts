@@ -74,6 +74,25 @@ export async function migrate(client: pg.Client, migrations = loadMigrations()):
   }
 }
 
+/**
+ * Finishes the online conversion of an unpartitioned query log (migration 007): moves the old rows
+ * into the partitioned tables, `batchRows` per transaction, newest first, until none is left. Safe to
+ * interrupt and to run again (the log-retention job also carries it on). Returns the rows moved.
+ */
+export async function convertQueryLog(client: pg.Client, batchRows = 10_000, onBatch?: (moved: number) => void): Promise<number> {
+  const { rows } = await client.query<{ pending: boolean }>(
+    "SELECT to_regproc('query_log_convert_step') IS NOT NULL AND (to_regclass('query_performance_log_unpartitioned') IS NOT NULL OR to_regclass('query_performance_archive_unpartitioned') IS NOT NULL) AS pending",
+  );
+  if (!rows[0]!.pending) return 0;
+  let total = 0;
+  for (;;) {
+    const moved = Number((await client.query<{ moved: string }>('SELECT query_log_convert_step($1::int) AS moved', [batchRows])).rows[0]!.moved);
+    if (moved <= 0) return total;
+    total += moved;
+    onBatch?.(total);
+  }
+}
+
 /** The runner's own bookkeeping table (the migrations do not create it). */
 export async function ensureMigrationsTable(client: pg.Client): Promise<void> {
   await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (

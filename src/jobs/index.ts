@@ -30,6 +30,7 @@ export function createJobs(config: Config): Job[] {
       archiveRetentionMs: retention.archive_retention,
       batchSize: retention.batch_size,
       batchPauseMs: retention.batch_pause,
+      partitionsAhead: retention.partitions_ahead,
     }),
     backup: backupJob({
       directory: backup.directory,
