@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { indexesCollector } from '../src/collectors/indexes.js';
+import { recallCollector } from '../src/collectors/recall.js';
 import { collectorContext, connect, flushStats, samplesOf, undeclaredSamples, valueOf } from './helpers/collector-context.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { eventually } from './helpers/exporter.js';
@@ -77,6 +78,24 @@ describe('vector index discovery', () => {
     await flushStats(client);
     const samples = await collect();
     expect(valueOf(samples, 'pgvector_index_table_dead_tuples', at('catalog', 'products_embedding_hnsw'))).toBe(100);
+  });
+
+  it('measures recall of the discovered indexes a pattern names, each on its own column or expression', async () => {
+    const recall = (probes: number) =>
+      recallCollector({ sampleSize: 5, topK: 5, efSearch: 0, dimensions: 3072, probes, indexPatterns: ['catalog.products_embedding_*', 'Media Library.*'] });
+    const samples = await recall(2).collect(collectorContext(client));
+    expect(undeclaredSamples(recall(2).families, samples)).toEqual([]);
+    expect(samplesOf(samples, 'pgvector_index_recall_ratio').map((s) => s.labels!.indexrelname).sort()).toEqual(['Images_half_ivf', 'products_embedding_hnsw']);
+    const hnsw = valueOf(samples, 'pgvector_index_recall_ratio', { indexrelname: 'products_embedding_hnsw' });
+    expect(hnsw).toBeGreaterThan(0);
+    expect(hnsw).toBeLessThanOrEqual(1);
+    expect(valueOf(samples, 'pgvector_index_recall_queries', { indexrelname: 'products_embedding_hnsw' })).toBe(5);
+    expect(valueOf(samples, 'pgvector_index_recall_k', { indexrelname: 'Images_half_ivf' })).toBe(5);
+    // With as many probes as lists IVFFlat searches every list: its top k is the exact one.
+    expect(valueOf(samples, 'pgvector_index_recall_ratio', { indexrelname: 'Images_half_ivf' })).toBe(1);
+    await expect(
+      recallCollector({ sampleSize: 5, topK: 5, efSearch: 0, dimensions: 3072, indexPatterns: ['nowhere.*'] }).collect(collectorContext(client)),
+    ).rejects.toThrow(/no valid pgvector index matches nowhere\.\*/);
   });
 
   it('reports an index while CREATE INDEX CONCURRENTLY builds it (invalid, with its phase), then valid', async () => {

@@ -40,6 +40,8 @@ export const COLLECTOR_FACTORIES: Record<CollectorName, (config: Config) => Coll
       sampleSize: config.recall.sample_size,
       topK: config.recall.top_k,
       efSearch: config.recall.ef_search,
+      probes: config.recall.probes,
+      indexPatterns: config.recall.indexes,
       dimensions: config.embeddings.dimensions,
     }),
   statements: (config) => statementsCollector({ topN: config.statements.top_n, queryText: config.statements.query_text }),

@@ -1,7 +1,9 @@
 import { isStatementTimeout } from '../db/errors.js';
 import type { Collector, MetricFamily, QueryFn, Sample } from './collector.js';
 import { NoDataError } from './collector.js';
+import type { Logger } from '../log.js';
 import { requireFeature } from './features.js';
+import { VECTOR_INDEXES_SQL, distanceOperator, indexPattern, type VectorIndexRow } from '../pgvector/vector-index.js';
 
 /**
  * pgvector recall, measured the way users feel it: stored embeddings serve as queries; for each, the
@@ -47,6 +49,13 @@ export interface RecallOptions {
   efSearch: number;
   /** Dimension of the halfvec cast the index is built on. */
   dimensions: number;
+  /**
+   * Patterns (`schema.index`, `*` wildcards) of discovered pgvector indexes to measure, each with its own
+   * table and expression; empty = the RAG search's index on chunk_embeddings.
+   */
+  indexPatterns?: readonly string[];
+  /** ivfflat.probes for the index pass of an IVFFlat index; 0 = the server's setting. */
+  probes?: number;
 }
 
 const MARKER = '/* pgvector-exporter: recall */';
@@ -142,11 +151,72 @@ export function recallCollector(options: RecallOptions): Collector {
     });
   }
 
+  /**
+   * Recall of every valid discovered index matching a pattern: stored values of its own column or
+   * expression serve as queries, ordered by its operator class's distance; rows compared by ctid (the
+   * snapshot is shared by both passes). The poll's time is shared evenly between the indexes.
+   */
+  async function measureDiscovered(query: QueryFn, pollDeadline: number, signal: AbortSignal, log: Logger): Promise<Sample[]> {
+    const patterns = (options.indexPatterns ?? []).map(indexPattern);
+    const rows = (await query<VectorIndexRow>(VECTOR_INDEXES_SQL)).filter(
+      (r) => r.valid && patterns.some((p) => p.test(`${r.schemaname}.${r.indexrelname}`)),
+    );
+    const duplicated = new Set(rows.map((r) => r.indexrelname).filter((name, i, all) => all.indexOf(name) !== i));
+    const deadline = pollDeadline - (pollDeadline - Date.now()) * 0.1;
+    const result: Sample[] = [];
+    for (const [n, row] of rows.entries()) {
+      const operator = distanceOperator(row.opclass);
+      if (!operator) {
+        log.info({ index: `${row.schemaname}.${row.indexrelname}`, opclass: row.opclass }, 'recall: no distance operator known for this operator class; skipped');
+        continue;
+      }
+      const until = Date.now() + (deadline - Date.now()) / (rows.length - n);
+      const expr = `(${row.column_expression})`;
+      const percent = row.table_reltuples > 0 ? Math.min(100, (1000 * options.sampleSize) / row.table_reltuples) : 100;
+      const sampleSql = `${MARKER} SELECT ${expr}::text AS v FROM ${row.qualified_table} TABLESAMPLE SYSTEM ($2::float8) WHERE ${expr} IS NOT NULL ORDER BY random() LIMIT $1::integer`;
+      let sample = await query<{ v: string }>(sampleSql, [options.sampleSize, percent]);
+      // SYSTEM sampling picks whole pages: on a table of few pages it can pick none.
+      if (sample.length < options.sampleSize && percent < 100) sample = await query<{ v: string }>(sampleSql, [options.sampleSize, 100]);
+      const search = `${MARKER} SELECT ctid::text AS id FROM ${row.qualified_table} ORDER BY ${expr} ${operator} $1::${row.indexed_type} LIMIT $2::integer`;
+      const settings: Record<string, string> = { ...INDEX_PASS };
+      if (options.efSearch > 0 && row.method === 'hnsw') settings['hnsw.ef_search'] = String(options.efSearch);
+      if ((options.probes ?? 0) > 0 && row.method === 'ivfflat') settings['ivfflat.probes'] = String(options.probes);
+      const recalls: number[] = [];
+      for (const { v } of sample) {
+        const left = until - Date.now();
+        if (left < 100 || signal.aborted) break;
+        try {
+          recalls.push(
+            await inTransaction(query, { ...settings, statement_timeout: String(Math.ceil(left)) }, async () => {
+              const approximate = await query<{ id: string }>(search, [v, options.topK]);
+              await setLocal(query, EXACT_PASS);
+              const exact = await query<{ id: string }>(search, [v, options.topK]);
+              return recallOf(approximate.map((r) => r.id), exact.map((r) => r.id));
+            }),
+          );
+        } catch (err) {
+          if (!isStatementTimeout(err)) throw err;
+          break;
+        }
+      }
+      if (recalls.length === 0) continue;
+      const labels = { indexrelname: duplicated.has(row.indexrelname) ? `${row.schemaname}.${row.indexrelname}` : row.indexrelname };
+      result.push(
+        { family: FAMILIES.ratio.name, labels, value: recalls.reduce((a, b) => a + b, 0) / recalls.length },
+        { family: FAMILIES.queries.name, labels, value: recalls.length },
+        { family: FAMILIES.k.name, labels, value: options.topK },
+      );
+    }
+    if (rows.length === 0) throw new NoDataError(`no valid pgvector index matches ${(options.indexPatterns ?? []).join(', ')}`);
+    return result;
+  }
+
   return {
     name: 'recall',
     families: Object.values(FAMILIES),
     async collect(ctx) {
       const { query, log, deadline: pollDeadline, signal } = ctx;
+      if (options.indexPatterns && options.indexPatterns.length > 0) return measureDiscovered(query, pollDeadline, signal, log);
       if (!(await requireFeature(ctx, 'recall'))) return [];
       // A tenth of the poll's time stays in reserve, for the ROLLBACK of a transaction cut short.
       const deadline = pollDeadline - (pollDeadline - Date.now()) * 0.1;

@@ -211,6 +211,8 @@ export const FIELDS: FieldSpec[] = [
   { key: 'recall.sample_size', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 20, help: 'stored embeddings used as queries per recall measurement' },
   { key: 'recall.top_k', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 10, help: 'neighbours compared per query' },
   { key: 'recall.ef_search', type: 'int', parse: (v) => parseInteger(v, 0, 1000), default: 0, help: 'hnsw.ef_search for the index pass (0 = the server default)' },
+  { key: 'recall.probes', type: 'int', parse: (v) => parseInteger(v, 0, 100000), default: 0, help: 'ivfflat.probes for the index pass of an IVFFlat index (0 = the server default)' },
+  { key: 'recall.indexes', type: 'list', parse: parseStringList, default: [], help: 'patterns (schema.index, * wildcards) of discovered pgvector indexes whose recall is measured, each on its own table and expression; empty = the RAG search index' },
   { key: 'statements.top_n', type: 'int', parse: (v) => parseInteger(v, 1, 500), default: 20, help: 'pgvector statements reported from pg_stat_statements' },
   { key: 'statements.query_text', type: 'bool', parse: parseBoolean, default: false, help: 'publish the text of normalized statements in pgvector_statements_query_info (utility statements, whose literals pg_stat_statements keeps, never)' },
 
@@ -268,7 +270,7 @@ export interface Config {
   query_log: { buckets: number[]; query_types: string[]; lookback: number; batch_rows: number };
   embeddings: { dimensions: number; models: string[] };
   embedding_failures: { grace_period: number };
-  recall: { sample_size: number; top_k: number; ef_search: number };
+  recall: { sample_size: number; top_k: number; ef_search: number; probes: number; indexes: string[] };
   statements: { top_n: number; query_text: boolean };
   jobs: {
     enabled: boolean;

@@ -85,7 +85,10 @@ SELECT ${INDEX_CATALOG_COLUMNS}
 export const VECTOR_INDEXES_SQL = `
 SELECT ${INDEX_CATALOG_COLUMNS},
        pg_get_indexdef(i.oid, 1, true) AS column_expression,
-       ty.typname AS vector_type
+       ty.typname AS vector_type,
+       format_type(a.atttypid, a.atttypmod) AS indexed_type,
+       format('%I.%I', n.nspname, t.relname) AS qualified_table,
+       t.reltuples::float8 AS table_reltuples
   FROM ${INDEX_CATALOG_FROM}
   LEFT JOIN pg_type ty ON ty.oid = a.atttypid
  WHERE am.amname IN ('hnsw', 'ivfflat')
@@ -95,4 +98,23 @@ SELECT ${INDEX_CATALOG_COLUMNS},
 export interface VectorIndexRow extends IndexCatalogRow {
   column_expression: string;
   vector_type: string | null;
+  /** The indexed type with its typmod, e.g. halfvec(3072): what a query vector is cast to. */
+  indexed_type: string;
+  /** schema.table, quoted where needed. */
+  qualified_table: string;
+  table_reltuples: number;
+}
+
+/** The distance operator each of pgvector's operator classes orders by (pgvector 0.8 README, "Querying"). */
+export function distanceOperator(opclass: string | null): string | undefined {
+  if (!opclass) return undefined;
+  if (opclass === 'bit_hamming_ops') return '<~>';
+  if (opclass === 'bit_jaccard_ops') return '<%>';
+  const suffix = /_(l2|ip|cosine|l1)_ops$/.exec(opclass)?.[1];
+  return suffix ? { l2: '<->', ip: '<#>', cosine: '<=>', l1: '<+>' }[suffix] : undefined;
+}
+
+/** `*` matches any run of characters; the rest is literal. Matched against `schema.index`. */
+export function indexPattern(pattern: string): RegExp {
+  return new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
 }
