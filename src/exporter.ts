@@ -50,6 +50,12 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
     { applicationName: EXPORTER_APPLICATION_NAME, max: config.database.pool_max, connectTimeoutMs: config.database.connect_timeout },
     log,
   );
+  // pg_up's own connection: a pool whose every connection waits on a lock must not read as "server down".
+  const ownPool = createPool(
+    connection,
+    { applicationName: `${EXPORTER_APPLICATION_NAME} pg_up`, max: 1, connectTimeoutMs: config.database.connect_timeout },
+    log,
+  );
   const registry = createRegistry();
   // Job metric families are always registered (documented, stable); series only for scheduled jobs.
   const jobs = new JobService({ config, connection, log, registry });
@@ -59,7 +65,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
   try {
     collectors = collectorSet(config, registry);
   } catch (err) {
-    await pool.end();
+    await Promise.all([pool.end(), ownPool.end()]);
     throw err;
   }
   const poller = new Poller({
@@ -67,6 +73,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
     schedule: collectors.schedule,
     fingerprint: collectors.fingerprint,
     pool,
+    ownPool,
     log,
     observer: registerSelfMetrics(registry),
     maxBackoffMs: config.database.reconnect_max_backoff,
@@ -109,7 +116,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
   } catch (err) {
     stopReloadSignal();
     await jobs.stop();
-    await pool.end();
+    await Promise.all([pool.end(), ownPool.end()]);
     throw err;
   }
   poller.start();
@@ -126,7 +133,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
       await http.close();
       // A running job gets a short grace, then is cancelled; the poller stops meanwhile.
       await Promise.all([jobs.stop(), poller.stop()]);
-      await pool.end().catch(() => undefined);
+      await Promise.all([pool.end(), ownPool.end()]).catch(() => undefined);
     },
   };
 }

@@ -88,6 +88,11 @@ export interface Collector {
    * counters (the query-log histogram), whose values stay true while the database is unreachable.
    */
   readonly keepOnFailure?: boolean;
+  /**
+   * Poll on a dedicated connection of its own, never on the shared pool (pg_up): what it measures is
+   * the server, which a pool held by other, blocked collectors must not make look down.
+   */
+  readonly ownConnection?: boolean;
   collect(ctx: CollectContext): Promise<Sample[]>;
 }
 

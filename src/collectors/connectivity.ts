@@ -2,7 +2,9 @@ import type { Collector, MetricFamily, Sample } from './collector.js';
 
 /**
  * pg_up, the server and pgvector versions, and the exporter's own pool.
- * A failed connection is this collector's measurement (pg_up 0), not its failure.
+ * A failed connection is this collector's measurement (pg_up 0), not its failure. It polls on a
+ * connection of its own (ownConnection), so collectors waiting on locks with every pooled connection
+ * can never make pg_up read 0 while the server answers; the pool figures are of the shared pool.
  */
 const FAMILIES = {
   up: { name: 'pg_up', help: 'Whether the last connection to the database succeeded (1) or not (0).', type: 'gauge', labelNames: [] },
@@ -44,6 +46,7 @@ export function connectivityCollector(): Collector {
   return {
     name: 'connectivity',
     families: Object.values(FAMILIES),
+    ownConnection: true,
     async collect({ query, poolStats, log, reportFeature }) {
       const pool = poolStats();
       const samples: Sample[] = [

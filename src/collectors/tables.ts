@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js';
+import { isLockTimeout } from '../db/errors.js';
 import type { Collector, MetricFamily, Sample } from './collector.js';
 
 /**
@@ -51,7 +52,8 @@ const epoch = (column: string) => `extract(epoch FROM s.${column})::float8 AS ${
 
 /**
  * The filter on schemaname/relname reaches pg_class before the per-table statistics functions run, so
- * 2,000 other tables cost nothing. pg_table_size() and pg_total_relation_size() stat the table's files.
+ * 2,000 other tables cost nothing. The statistics take no lock on the tables; the sizes do (see
+ * TABLE_SIZES_SQL), so they are read apart, table by table.
  */
 export const TABLES_SQL = `
 SELECT current_database() AS datname, s.schemaname, s.relname,
@@ -61,10 +63,20 @@ SELECT current_database() AS datname, s.schemaname, s.relname,
        s.n_mod_since_analyze::float8 AS n_mod_since_analyze,
        ${epoch('last_vacuum')}, ${epoch('last_autovacuum')}, ${epoch('last_analyze')}, ${epoch('last_autoanalyze')},
        extract(epoch FROM now() - greatest(s.last_analyze, s.last_autoanalyze))::float8 AS analyze_age_seconds,
-       pg_table_size(s.relid)::float8 AS table_size_bytes,
-       pg_total_relation_size(s.relid)::float8 AS total_size_bytes
+       s.relid::int8 AS relid
   FROM pg_stat_user_tables s
  WHERE s.schemaname = $1 AND s.relname = ANY($2::text[])`;
+
+/**
+ * pg_table_size() and pg_total_relation_size() open the table with ACCESS SHARE, so they wait behind an
+ * ACCESS EXCLUSIVE lock (a migration, VACUUM FULL, REINDEX without CONCURRENTLY). One statement per table
+ * under the poll's short lock_timeout: a locked table loses only its two size series for that poll; its
+ * statistics and every other table's series stay.
+ */
+export const TABLE_SIZES_SQL = `
+SELECT pg_table_size($1::oid)::float8 AS table_size_bytes, pg_total_relation_size($1::oid)::float8 AS total_size_bytes`;
+
+const SIZE_COLUMNS = ['table_size_bytes', 'total_size_bytes'] as const;
 
 export type TableRow = Record<string, unknown> & {
   datname: string;
@@ -79,7 +91,11 @@ export type TableRow = Record<string, unknown> & {
  */
 export function tableSamples(row: TableRow): Sample[] {
   const labels = { datname: row.datname, schemaname: row.schemaname, relname: row.relname };
-  const samples: Sample[] = COLUMNS.map((column) => ({ family: COLUMN_FAMILIES[column].name, labels, value: row[column] ?? 0 }));
+  const samples: Sample[] = COLUMNS.filter((column) => !(SIZE_COLUMNS as readonly string[]).includes(column) || row[column] !== undefined).map((column) => ({
+    family: COLUMN_FAMILIES[column].name,
+    labels,
+    value: row[column] ?? 0,
+  }));
   samples.push({ family: DERIVED.analyzeAge.name, labels, value: row.analyze_age_seconds ?? Infinity });
   const live = row.n_live_tup ?? 0;
   const dead = row.n_dead_tup ?? 0;
@@ -96,8 +112,20 @@ export function tablesCollector(options: TablesOptions): Collector {
   return {
     name: 'tables',
     families: [...Object.values(COLUMN_FAMILIES), ...Object.values(DERIVED)],
-    async collect({ query }) {
+    async collect({ query, log }) {
       const rows = await query<TableRow>(TABLES_SQL, [options.schema, options.tables]);
+      const locked: string[] = [];
+      for (const row of rows) {
+        try {
+          const [sizes] = await query<Pick<TableRow, (typeof SIZE_COLUMNS)[number]>>(TABLE_SIZES_SQL, [row.relid]);
+          Object.assign(row, sizes);
+        } catch (err) {
+          if (!isLockTimeout(err)) throw err;
+          locked.push(row.relname);
+        }
+        delete row.relid;
+      }
+      if (locked.length) log.info({ tables: locked }, 'sizes skipped this poll: the tables are locked (ACCESS EXCLUSIVE)');
       return rows.flatMap(tableSamples);
     },
   };

@@ -18,6 +18,8 @@ export interface PollerOptions {
   collectors: readonly Collector[];
   schedule: (name: string) => CollectorSchedule;
   pool: pg.Pool;
+  /** A one-connection pool for the collectors marked ownConnection (pg_up); without it they share `pool`. */
+  ownPool?: pg.Pool;
   log: Logger;
   observer: CollectorObserver;
   /** Longest wait between attempts while the database is unreachable. */
@@ -65,6 +67,23 @@ class PollInterruptedError extends Error {
  */
 const ABANDON_GRACE_MS = 1000;
 
+/**
+ * lock_timeout of every poll's session: a collector whose statement needs a table that a migration or a
+ * maintenance job holds ACCESS EXCLUSIVE gives up after this long (lock not available) instead of holding
+ * a pooled connection until its statement_timeout while the other collectors wait for one.
+ */
+export const COLLECTOR_LOCK_TIMEOUT_MS = 1000;
+
+/** The pool had no free connection within its connect timeout: said as such, not as a network fault. */
+export class PoolWaitError extends Error {
+  constructor(max: number, holders: string[]) {
+    super(
+      `no free connection in the exporter's pool within its connect timeout (database.pool_max ${max}, held by: ${holders.join(', ') || 'nobody'}); the database itself was not asked`,
+    );
+    this.name = 'PoolWaitError';
+  }
+}
+
 /** A poll still running after its deadline and the grace: its connection is destroyed so the server cancels the work. */
 class DeadlineExceededError extends Error {
   constructor(ms: number) {
@@ -97,6 +116,8 @@ export class Poller {
   private stopping = new AbortController();
   /** Server pids of the connections polls hold right now, so stop() can cancel their statements. */
   private readonly activeBackends = new Set<number>();
+  /** Which collector holds each checked-out pooled connection, for PoolWaitError. */
+  private readonly holders = new Map<object, string>();
 
   constructor(private readonly options: PollerOptions) {
     const fingerprint = options.fingerprint ?? ((name: string) => name);
@@ -271,17 +292,29 @@ export class Poller {
     };
     const query: QueryFn = async (sql, params) => {
       if (!client) {
-        const connected = await this.options.pool.connect();
+        const pool = collector.ownConnection && this.options.ownPool ? this.options.ownPool : this.options.pool;
+        const connected = await pool.connect().catch((err: unknown) => {
+          // pg-pool words a wait for a free slot like a network timeout ("timeout exceeded when trying to connect").
+          const max = (pool as unknown as { options: { max: number } }).options.max;
+          if (pool.totalCount >= max && /timeout exceeded when trying to connect/i.test((err as Error).message)) {
+            throw new PoolWaitError(max, [...this.holders.values()]);
+          }
+          throw err;
+        });
         if (finished) {
           // The poll was abandoned while connecting: this late connection belongs to nobody.
           connected.release(true);
           throw new DeadlineExceededError(limitMs);
         }
         client = connected;
+        this.holders.set(client, collector.name);
         client.on('error', onClientError);
         pid = (client as unknown as { processID?: number }).processID;
         if (pid) this.activeBackends.add(pid);
-        await client.query("SELECT set_config('statement_timeout', $1, false)", [String(timeoutMs)]);
+        await client.query("SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)", [
+          String(timeoutMs),
+          String(Math.min(timeoutMs, COLLECTOR_LOCK_TIMEOUT_MS)),
+        ]);
       }
       try {
         return (await client.query(sql, params)).rows;
@@ -323,6 +356,7 @@ export class Poller {
       stopping.removeEventListener('abort', onStop!);
       if (pid) this.activeBackends.delete(pid);
       client?.off('error', onClientError);
+      if (client) this.holders.delete(client);
       client?.release(broken ? true : undefined);
     }
   }
