@@ -34,19 +34,27 @@ describe('connections collector', () => {
     opened = [];
   });
 
-  it('publishes postgres_exporter-compatible pg_stat_activity_count/max_tx_duration for every state', async () => {
-    const [inTx] = await open(1, 'holder');
+  it('publishes pg_stat_activity_count/max_tx_duration with postgres_exporter\'s current labels, every state, its own session left out', async () => {
+    const [inTx, busy] = await open(2, 'holder');
     await inTx!.query('BEGIN');
     await inTx!.query('SELECT txid_current()');
+    const sleeping = busy!.query('SELECT pg_sleep(3)');
     await new Promise((r) => setTimeout(r, 1100));
 
     const samples = await connectionsCollector(options).collect(collectorContext(client));
-    for (const state of ACTIVITY_STATES) {
-      expect(samplesOf(samples, 'pg_stat_activity_count', { datname: db.name, state })).toHaveLength(1);
+    await sleeping;
+    const sum = (family: string, labels: Record<string, string>) => samplesOf(samples, family, labels).reduce((n, s) => n + ('value' in s ? s.value : 0), 0);
+    for (const state of ACTIVITY_STATES) expect(samplesOf(samples, 'pg_stat_activity_count', { datname: db.name, state }).length, state).toBeGreaterThanOrEqual(1);
+    for (const sample of samplesOf(samples, 'pg_stat_activity_count', {})) {
+      expect(Object.keys(sample.labels ?? {}).sort()).toEqual(['application_name', 'backend_type', 'datname', 'state', 'usename', 'wait_event', 'wait_event_type']);
     }
-    expect(valueOf(samples, 'pg_stat_activity_count', { datname: db.name, state: 'idle in transaction' })).toBeGreaterThanOrEqual(1);
-    expect(valueOf(samples, 'pg_stat_activity_count', { datname: db.name, state: 'active' })).toBeGreaterThanOrEqual(1);
-    expect(valueOf(samples, 'pg_stat_activity_max_tx_duration', { datname: db.name, state: 'idle in transaction' })).toBeGreaterThanOrEqual(1);
+    expect(sum('pg_stat_activity_count', { datname: db.name, state: 'idle in transaction', application_name: 'holder' })).toBe(1);
+    expect(sum('pg_stat_activity_count', { datname: db.name, state: 'active', application_name: 'holder', wait_event_type: 'Timeout', wait_event: 'PgSleep' })).toBe(1);
+    // postgres_exporter leaves its own session out: the collector's query is not counted as active.
+    const own = (await client.query<{ application_name: string }>('SELECT current_setting(\'application_name\') AS application_name')).rows[0]!.application_name;
+    expect(sum('pg_stat_activity_count', { datname: db.name, state: 'active', application_name: own })).toBe(0);
+    expect(sum('pg_stat_activity_count', { datname: db.name, state: 'disabled' })).toBe(0);
+    expect(valueOf(samples, 'pg_stat_activity_max_tx_duration', { datname: db.name, state: 'idle in transaction', application_name: 'holder' })).toBeGreaterThanOrEqual(1);
     expect(valueOf(samples, 'pg_stat_activity_max_idle_in_transaction_seconds')).toBeGreaterThanOrEqual(1);
     expect(samplesOf(samples, 'pg_stat_activity_count', { datname: 'template1' })).toHaveLength(0);
   });

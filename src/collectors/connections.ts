@@ -8,13 +8,19 @@ import type { Collector, MetricFamily, Sample } from './collector.js';
  * lock waiters, and the search service's own pool as the database sees it.
  * The exporter's own connections (application_name pgvector-exporter) are counted like any other.
  */
+/**
+ * postgres_exporter's current labels (collector/pg_stat_activity.go; 0.11 had datname and state only).
+ * application_name is whatever clients set: its values are as many as the clients' names.
+ */
+const ACTIVITY_LABELS = ['datname', 'state', 'usename', 'application_name', 'backend_type', 'wait_event_type', 'wait_event'] as const;
+
 const FAMILIES = {
-  count: { name: 'pg_stat_activity_count', help: 'number of connections in this state', type: 'gauge', labelNames: ['datname', 'state'], compatibility: 'postgres_exporter' },
+  count: { name: 'pg_stat_activity_count', help: 'number of connections in this state', type: 'gauge', labelNames: ACTIVITY_LABELS, compatibility: 'postgres_exporter' },
   maxTxDuration: {
     name: 'pg_stat_activity_max_tx_duration',
     help: 'max duration in seconds any active transaction has been running',
     type: 'gauge',
-    labelNames: ['datname', 'state'],
+    labelNames: ACTIVITY_LABELS,
     compatibility: 'postgres_exporter',
   },
   applications: {
@@ -73,20 +79,27 @@ const FAMILIES = {
 export const ACTIVITY_STATES = ['active', 'idle', 'idle in transaction', 'idle in transaction (aborted)', 'fastpath function call', 'disabled'];
 
 /**
- * postgres_exporter's pg_stat_activity query, restricted to non-template databases (templates only ever
- * show a CREATE DATABASE in passing).
+ * postgres_exporter's current pg_stat_activity query (its own session left out), restricted to
+ * non-template databases (templates only ever show a CREATE DATABASE in passing). A state without sessions
+ * is one row with empty usename/application_name/backend_type/wait_event labels and 0.
  */
 export const ACTIVITY_SQL = `
 SELECT d.datname,
        s.state,
+       COALESCE(a.usename::text, '') AS usename,
+       COALESCE(a.application_name, '') AS application_name,
+       COALESCE(a.backend_type, '') AS backend_type,
+       COALESCE(a.wait_event_type, '') AS wait_event_type,
+       COALESCE(a.wait_event, '') AS wait_event,
        COALESCE(a.count, 0)::float8 AS count,
        COALESCE(a.max_tx_duration, 0)::float8 AS max_tx_duration
   FROM unnest($1::text[]) AS s(state)
  CROSS JOIN pg_database d
-  LEFT JOIN (SELECT datname, state, count(*) AS count,
+  LEFT JOIN (SELECT datname, state, usename, application_name, backend_type, wait_event_type, wait_event, count(*) AS count,
                     max(extract(epoch FROM now() - xact_start)) AS max_tx_duration
                FROM pg_stat_activity
-              GROUP BY datname, state) a
+              WHERE pid <> pg_backend_pid()
+              GROUP BY datname, state, usename, application_name, backend_type, wait_event_type, wait_event) a
     ON a.datname = d.datname AND a.state = s.state
  WHERE NOT d.datistemplate`;
 
@@ -128,6 +141,11 @@ SELECT state, count(*)::float8 AS count
 interface ActivityRow extends Record<string, unknown> {
   datname: string;
   state: string;
+  usename: string;
+  application_name: string;
+  backend_type: string;
+  wait_event_type: string;
+  wait_event: string;
   count: number;
   max_tx_duration: number;
 }
@@ -154,7 +172,7 @@ export interface ConnectionsOptions {
 
 export function activitySamples(rows: ActivityRow[]): Sample[] {
   return rows.flatMap((row) => {
-    const labels = { datname: row.datname, state: row.state };
+    const labels = Object.fromEntries(ACTIVITY_LABELS.map((label) => [label, row[label]]));
     return [
       { family: FAMILIES.count.name, labels, value: row.count },
       { family: FAMILIES.maxTxDuration.name, labels, value: row.max_tx_duration },

@@ -7,7 +7,7 @@ import type { Collector, MetricFamily, Sample } from './collector.js';
  * can never make pg_up read 0 while the server answers; the pool figures are of the shared pool.
  */
 const FAMILIES = {
-  up: { name: 'pg_up', help: 'Whether the last connection to the database succeeded (1) or not (0).', type: 'gauge', labelNames: [] },
+  up: { name: 'pg_up', help: 'Whether the last connection to the database succeeded (1) or not (0).', type: 'gauge', labelNames: [], compatibility: 'postgres_exporter' },
   version: {
     name: 'pg_version_info',
     help: 'PostgreSQL server version (value 1), as server_version and server_version_num.',

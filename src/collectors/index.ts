@@ -12,6 +12,11 @@ import { queryLogCollector } from './query-log.js';
 import { recallCollector } from './recall.js';
 import { statementsCollector } from './statements.js';
 import { tablesCollector, tablesOptions } from './tables.js';
+import { locksCollector } from './locks.js';
+import { replicationSlotsCollector } from './replication-slots.js';
+import { settingsCollector } from './settings.js';
+import { statBgwriterCollector } from './stat-bgwriter.js';
+import { statCheckpointerCollector } from './stat-checkpointer.js';
 
 /**
  * The one list of collectors: name -> factory from the validated config. Adding a collector is a new
@@ -45,6 +50,11 @@ export const COLLECTOR_FACTORIES: Record<CollectorName, (config: Config) => Coll
       dimensions: config.embeddings.dimensions,
     }),
   statements: (config) => statementsCollector({ topN: config.statements.top_n, queryText: config.statements.query_text }),
+  locks: () => locksCollector(),
+  replication_slots: () => replicationSlotsCollector(),
+  settings: () => settingsCollector(),
+  stat_bgwriter: () => statBgwriterCollector(),
+  stat_checkpointer: () => statCheckpointerCollector(),
 };
 
 /** The enabled collectors, in COLLECTOR_NAMES order. */

@@ -33,6 +33,17 @@ const FAMILIES = {
     type: 'gauge',
     labelNames: [],
   },
+  // postgres_exporter's names (its replication collector and its example queries.yaml), used by its mixin:
+  // unlabelled, 0 on a primary. pg_replication_is_standby above says the same as is_replica and stays.
+  isReplica: { name: 'pg_replication_is_replica', help: 'Indicates if the server is a replica', type: 'gauge', labelNames: [], compatibility: 'postgres_exporter' },
+  lag: {
+    name: 'pg_replication_lag',
+    help: 'Replication lag behind master in seconds',
+    type: 'gauge',
+    labelNames: [],
+    compatibility: 'postgres_exporter',
+  },
+  lastReplay: { name: 'pg_replication_last_replay_seconds', help: 'Age of last replay in seconds', type: 'gauge', labelNames: [], compatibility: 'postgres_exporter' },
   streaming: {
     name: 'pg_replication_wal_receiver_streaming',
     help: "On a standby: 1 when the WAL receiver's status (pg_stat_wal_receiver) is 'streaming', 0 otherwise or when there is no WAL receiver.",
@@ -41,7 +52,32 @@ const FAMILIES = {
   },
 } satisfies Record<string, MetricFamily>;
 
-export const ROLE_SQL = 'SELECT pg_is_in_recovery() AS standby';
+/**
+ * Role, and lag as postgres_exporter computes it (collector/pg_replication.go): 0 on a primary and on a
+ * standby that has replayed all it received, else the age of the last replayed transaction; the age of the
+ * last replay regardless (0 on a primary, where there is none).
+ */
+export const ROLE_SQL = `
+SELECT pg_is_in_recovery() AS standby,
+       CASE WHEN NOT pg_is_in_recovery() THEN 0
+            WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+            ELSE greatest(0, extract(epoch FROM now() - pg_last_xact_replay_timestamp()))
+       END::float8 AS lag,
+       COALESCE(greatest(0, extract(epoch FROM now() - pg_last_xact_replay_timestamp())), 0)::float8 AS last_replay`;
+
+export interface RoleRow extends Record<string, unknown> {
+  standby: boolean;
+  lag: number | null;
+  last_replay: number;
+}
+
+export function roleSamples(role: RoleRow): Sample[] {
+  return [
+    { family: FAMILIES.isReplica.name, value: role.standby ? 1 : 0 },
+    { family: FAMILIES.lag.name, value: role.lag ?? 0 },
+    { family: FAMILIES.lastReplay.name, value: role.last_replay },
+  ];
+}
 
 /**
  * One row per standby. The details of other roles' WAL senders are NULL without pg_read_all_stats
@@ -113,12 +149,13 @@ export function replicationCollector(): Collector {
     name: 'replication',
     families: Object.values(FAMILIES),
     async collect({ query }) {
-      const [role] = await query<{ standby: boolean }>(ROLE_SQL);
-      if (role?.standby) {
+      const [role] = await query<RoleRow>(ROLE_SQL);
+      if (!role) return [];
+      if (role.standby) {
         const [row] = await query<StandbyRow>(STANDBY_SQL);
-        return row ? standbySamples(row) : [];
+        return [...roleSamples(role), ...(row ? standbySamples(row) : [])];
       }
-      return primarySamples(await query<PrimaryRow>(PRIMARY_SQL));
+      return [...roleSamples(role), ...primarySamples(await query<PrimaryRow>(PRIMARY_SQL))];
     },
   };
 }

@@ -49,6 +49,11 @@ export const COLLECTOR_NAMES = [
   'embedding_failures',
   'recall',
   'statements',
+  'locks',
+  'replication_slots',
+  'settings',
+  'stat_bgwriter',
+  'stat_checkpointer',
 ] as const;
 export type CollectorName = (typeof COLLECTOR_NAMES)[number];
 
@@ -98,6 +103,12 @@ const COLLECTOR_DEFAULTS: Record<CollectorName, CollectorDefaults> = {
   embedding_failures: { interval: '1m', timeout: '30s', help: 'failed embedding generations: log rows with an error, documents without an embedding past the grace period' },
   recall: { interval: '10m', timeout: '2m', enabled: false, help: 'pgvector recall: index top-k against exact top-k' },
   statements: { interval: '1m', timeout: '10s', help: 'pg_stat_statements for pgvector distance operators' },
+  // postgres_exporter's collectors of the same names (its mixin's alerts and overview dashboard use them).
+  locks: { interval: '15s', timeout: '5s', help: 'pg_locks_count per database and lock mode' },
+  replication_slots: { interval: '15s', timeout: '5s', help: 'pg_replication_slots: active, retained WAL, WAL status' },
+  settings: { interval: '5m', timeout: '5s', help: 'numeric pg_settings_* (max_locks_per_transaction, autovacuum thresholds, ...)' },
+  stat_bgwriter: { interval: '30s', timeout: '5s', help: 'pg_stat_bgwriter counters (checkpoints, buffers)' },
+  stat_checkpointer: { interval: '30s', timeout: '5s', enabled: false, help: 'pg_stat_checkpointer counters (PostgreSQL 17+; off by default, as in postgres_exporter)' },
 };
 
 interface JobDefaults {

@@ -40,12 +40,23 @@ export function registerSelfMetrics(registry: Registry): CollectorObserver {
     labelNames: ['feature'],
     registers: [registry],
   });
+  // postgres_exporter's name, used by its mixin's PostgresHasExporterErrors: here 1 while the last poll of
+  // any enabled collector failed (there: the last scrape). "No data" polls count as successes.
+  const lastScrapeError = new Gauge({
+    name: 'pg_exporter_last_scrape_error',
+    help: 'Whether the last scrape of metrics from PostgreSQL resulted in an error (1 for error, 0 for success): 1 while the last poll of any collector failed.',
+    registers: [registry],
+  });
+  lastScrapeError.set(0);
+  const failing = new Set<string>();
   const everSucceeded = new Set<string>();
   return {
     forget(collector) {
       for (const gauge of [duration, success, lastSuccess]) gauge.remove({ collector });
       for (const result of ['success', 'failure']) polls.remove({ collector, result });
       everSucceeded.delete(collector);
+      failing.delete(collector);
+      lastScrapeError.set(failing.size > 0 ? 1 : 0);
     },
     feature(feature, enabled) {
       features.set({ feature }, enabled ? 1 : 0);
@@ -54,6 +65,9 @@ export function registerSelfMetrics(registry: Registry): CollectorObserver {
       duration.set({ collector }, durationSeconds);
       success.set({ collector }, ok ? 1 : 0);
       polls.inc({ collector, result: ok ? 'success' : 'failure' });
+      if (ok) failing.delete(collector);
+      else failing.add(collector);
+      lastScrapeError.set(failing.size > 0 ? 1 : 0);
       if (ok) {
         everSucceeded.add(collector);
         lastSuccess.set({ collector }, Date.now() / 1000);
