@@ -57,17 +57,17 @@ describe('URL form (pg-connection-string, fixed up to libpq)', () => {
 
   it('refuses %zz (libpq: invalid percent-encoded token) with one line that does not quote the password', () => {
     const message = errorOf(() => parseConnectionString('postgresql://app:s3cr%zzLeak@h/rag', 'DATABASE_URL'));
-    expect(message).toMatch(/^DATABASE_URL: malformed connection URL: invalid percent-encoding/);
+    expect(message).toMatch(/^DATABASE_URL: malformed connection string \(URL\): invalid percent-encoding/);
     expect(message).not.toContain('Leak');
     expect(message).not.toContain('\n');
   });
 
   it('refuses a URL whose password breaks the host part, naming the fix and quoting nothing of it', () => {
     const message = errorOf(() => parseConnectionString('postgresql://special:Le/ak@host/rag', '--database-url'));
-    expect(message).toMatch(/^--database-url: malformed connection URL .*percent-encoded/);
+    expect(message).toMatch(/^--database-url: malformed connection string \(URL; .*percent-encoded/);
     expect(message).not.toMatch(/Le|ak@/);
     const port = errorOf(() => parseConnectionString('postgresql://special:Leak@host:12ab/rag', 'DATA_SOURCE_NAME'));
-    expect(port).toMatch(/^DATA_SOURCE_NAME: malformed connection URL/);
+    expect(port).toMatch(/^DATA_SOURCE_NAME: malformed connection string \(URL/);
     expect(port).not.toContain('Leak');
   });
 

@@ -72,7 +72,7 @@ export function isConnectionUrl(text: string): boolean {
 
 function parseConnectionUrl(text: string, where: string): ConnInfo {
   if (/%(?![0-9a-f]{2})/i.test(text)) {
-    throw new ConfigError(`${where}: malformed connection URL: invalid percent-encoding (a % must be followed by two hex digits; write a literal % as %25)`);
+    throw new ConfigError(`${where}: malformed connection string (URL): invalid percent-encoding (a % must be followed by two hex digits; write a literal % as %25)`);
   }
   // libpq ends the query at the end of the string; it has no fragment, so `#` and spaces are literal.
   const encoded = text.replace(/ /g, '%20').replace(/#/g, '%23');
@@ -83,7 +83,7 @@ function parseConnectionUrl(text: string, where: string): ConnInfo {
   try {
     parsed = parseUrl(base);
   } catch {
-    throw new ConfigError(`${where}: malformed connection URL (expected postgresql://user:password@host:port/dbname?sslmode=...; ${URL_HINT})`);
+    throw new ConfigError(`${where}: malformed connection string (URL; expected postgresql://user:password@host:port/dbname?sslmode=...; ${URL_HINT})`);
   }
   const info: ConnInfo = {};
   const set = (key: keyof ConnInfo, value: unknown) => {
@@ -95,7 +95,7 @@ function parseConnectionUrl(text: string, where: string): ConnInfo {
   set('user', parsed.user);
   set('password', parsed.password);
   if (info.port !== undefined && !/^\d+$/.test(info.port)) {
-    throw new ConfigError(`${where}: malformed connection URL: the port is not a number (${URL_HINT})`);
+    throw new ConfigError(`${where}: malformed connection string (URL): the port is not a number (${URL_HINT})`);
   }
   for (const [key, value] of query) {
     // libpq's URL spelling "ssl=true" means sslmode=require.
