@@ -128,7 +128,7 @@ export function variableQueries(dashboards = loadDashboards()): PanelTarget[] {
 
 /**
  * Replaces Grafana's variables by what Grafana would send: $instance by a regex matching every instance,
- * $database by its "All" value (.*, which also matches series without the label),
+ * $database and $index by their "All" value (.*, which also matches series without the label),
  * $__rate_interval and friends by durations.
  */
 export function substituteGrafanaVariables(expr: string, instance = '.+'): string {
@@ -138,6 +138,7 @@ export function substituteGrafanaVariables(expr: string, instance = '.+'): strin
     .replace(/\$__range|\$\{__range\}/g, '1h')
     .replace(/\$\{instance(?::\w+)?\}|\$instance/g, instance)
     .replace(/\$\{database(?::\w+)?\}|\$database/g, '.*')
+    .replace(/\$\{index(?::\w+)?\}|\$index\b/g, '.*')
     .replace(/\$\{datasource\}|\$datasource/g, 'prometheus');
 }
 
