@@ -70,8 +70,7 @@ EXPOSE 9188
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "const a = process.env.WEB_LISTEN_ADDRESS || ':9188'; fetch('http://127.0.0.1:' + a.slice(a.lastIndexOf(':') + 1) + '/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-# --max-semi-space-size=1 (MiB): V8's young generation defaults to 16 MiB semi-spaces (up to 3x that
-# resident); the exporter allocates little per poll, so 1 MiB costs a few more scavenges a minute and
-# saves about 8 MiB of RSS (docs/benchmarks.md, "Memory over an hour").
-ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/dist/cli.js"]
+# No V8 flags: --max-semi-space-size=1 saved ~5 MiB at start but nothing after an hour (docs/benchmarks.md,
+# "Memory over an hour"); bench/hour-soak.ts runs whatever flags this ENTRYPOINT carries beside plain node.
+ENTRYPOINT ["node", "/app/dist/cli.js"]
 CMD ["serve"]

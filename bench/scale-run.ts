@@ -3,6 +3,9 @@ import { cleanupAll, installSignalHandlers } from './cleanup.js';
 import { seedCorpus } from './corpus.js';
 import { startDatabase } from './database.js';
 import { runHourSoak } from './hour-soak.js';
+import { conversionScenario, retentionScenario, throughputScenario } from './query-log-scale.js';
+import { OUR_DEFAULTS_ROLE } from './database.js';
+import { startOurExporter } from './exporters.js';
 
 /**
  * npm run bench:scale -- <scenario>: the query log at the specification's throughput, the exporter's
@@ -27,6 +30,25 @@ async function main(): Promise<void> {
       await seedCorpus(db, 200, (line) => log(`  seed: ${line}`));
       log(`soak: ${seconds} s at default intervals`);
       save(await runHourSoak(db, seconds, 20, log));
+      break;
+    }
+    case 'retention': {
+      const db = await startDatabase();
+      save(await retentionScenario(db, Number(process.env.BENCH_RETENTION_ROWS ?? 2_000_000), 200, log));
+      break;
+    }
+    case 'conversion': {
+      const db = await startDatabase();
+      save(await conversionScenario(db, Number(process.env.BENCH_CONVERSION_ROWS ?? 1_000_000), 500, log));
+      break;
+    }
+    case 'throughput': {
+      const seconds = Number(process.env.BENCH_THROUGHPUT_SECONDS ?? 600);
+      const db = await startDatabase();
+      const exporter = await startOurExporter(db, { name: 'pgvector-exporter (default intervals)', role: OUR_DEFAULTS_ROLE });
+      log(`throughput: 2000 rows/s for ${seconds} s`);
+      save(await throughputScenario(db, exporter.url, OUR_DEFAULTS_ROLE, seconds, 2000, log));
+      await exporter.stop();
       break;
     }
     default:
