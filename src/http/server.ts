@@ -6,6 +6,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Logger } from '../log.js';
 import { basicAuth } from './basic-auth.js';
 import type { ScrapeBody } from '../metrics/scrape-cache.js';
+import { acceptsGzip } from './accept-encoding.js';
 import { secureContextOptions, type WebConfig, type WebTlsConfig } from './web-config.js';
 import { ConfigError } from '../errors.js';
 
@@ -57,14 +58,17 @@ export function createApp(options: HttpOptions): Express {
   app.get(options.telemetryPath, async (req, res) => {
     try {
       const body = await options.metrics();
+      // Always the text format 0.0.4, also when the scraper asks for OpenMetrics first (Prometheus does, and
+      // falls back on the Content-Type): OpenMetrics requires _total on counters, and postgres_exporter's
+      // counter names that its mixin uses (pg_stat_database_xact_commit, ...) have none (docs/operations.md).
       res.setHeader('Content-Type', options.contentType);
       res.setHeader('Vary', 'Accept-Encoding');
-      if (/\bgzip\b/.test(req.headers['accept-encoding'] ?? '')) {
-        res.setHeader('Content-Encoding', 'gzip');
-        res.end(body.gzip());
-      } else {
-        res.end(body.plain);
-      }
+      const gzip = acceptsGzip(req.headers['accept-encoding']);
+      const payload = gzip ? body.gzip() : body.plain;
+      if (gzip) res.setHeader('Content-Encoding', 'gzip');
+      // Set explicitly so that HEAD answers the length a GET would send (Node sends no body for HEAD).
+      res.setHeader('Content-Length', payload.length);
+      res.end(req.method === 'HEAD' ? undefined : payload);
     } catch (err) {
       options.log.error({ error: (err as Error).message }, 'rendering metrics failed');
       res.status(500).type('text/plain').send('rendering metrics failed\n');
