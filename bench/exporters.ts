@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { COLLECTOR_NAMES, type CollectorName } from '../src/config/schema.js';
+import { COLLECTOR_NAMES, type CollectorName } from '../src/collectors/index.js';
 import { freePort } from '../src/db/local-cluster.js';
 import { onCleanup } from './cleanup.js';
 import { OUR_ROLE, PEER_ROLE, type BenchDatabase } from './database.js';

@@ -39,7 +39,7 @@ SELECT (ARRAY['vector_search','hybrid_search','insert','text_search','vector_sea
 FROM generate_series($1::bigint, $2::bigint) AS g`;
 
 const BATCH_ROWS = 250_000;
-const QUERY_TYPES = FIELDS.find((f) => f.key === 'query_log.query_types')!.default as string[];
+const QUERY_TYPES = FIELDS.find((f) => f.key === 'query_log.query_types')!.default as readonly string[];
 
 async function scrape(proc: ExporterProcess, agent: Agent): Promise<ParsedSample[]> {
   const res = await get(`${proc.url}/metrics`, agent);

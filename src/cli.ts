@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { COLLECTOR_NAMES, FIELDS } from './config/schema.js';
+import { COLLECTOR_NAMES } from './collectors/index.js';
+import { FIELDS } from './config/schema.js';
 import { COMMANDS } from './commands/index.js';
 import type { Command, ParsedArgs } from './commands/command.js';
 import { redactSecrets } from './log.js';

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COLLECTOR_NAMES } from '../src/config/schema.js';
+import { COLLECTOR_NAMES } from '../src/collectors/index.js';
 import { VERSION } from '../src/version.js';
 import { runCli } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';

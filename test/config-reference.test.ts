@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { configReferenceMarkdown } from '../src/config/reference.js';
 import { loadConfig } from '../src/config/load.js';
-import { COLLECTOR_NAMES, FIELDS } from '../src/config/schema.js';
-import { COLLECTOR_FACTORIES } from '../src/collectors/index.js';
+import { FIELDS } from '../src/config/schema.js';
+import { COLLECTOR_NAMES } from '../src/collectors/index.js';
+import { JOB_NAMES } from '../src/jobs/index.js';
 import { writeConfig } from './helpers/exporter.js';
 
 describe('configuration reference', () => {
@@ -28,7 +29,13 @@ describe('configuration reference', () => {
     expect(loadConfig({ file }).log_level).toBe('error');
   });
 
-  it('the configurable collectors and the one list of collectors are the same set', () => {
-    expect(Object.keys(COLLECTOR_FACTORIES).sort()).toEqual([...COLLECTOR_NAMES].sort());
+  it('every collector and every job of the factory maps has its settings, and no other name has any', () => {
+    const namesUnder = (prefix: string) => new Set(FIELDS.filter((f) => f.key.startsWith(prefix)).map((f) => f.key.slice(prefix.length).split('.')[0]!));
+    expect([...namesUnder('collectors.')].sort()).toEqual([...COLLECTOR_NAMES].sort());
+    const jobKeys = [...namesUnder('jobs.')].filter((name) => !['enabled', 'api_token', 'window'].includes(name));
+    expect(jobKeys.sort()).toEqual([...JOB_NAMES].sort());
+    const config = loadConfig({});
+    for (const name of COLLECTOR_NAMES) expect(config.collectors[name].interval, name).toBeGreaterThan(0);
+    for (const name of JOB_NAMES) expect(config.jobs[name].schedule, name).toBeTruthy();
   });
 });

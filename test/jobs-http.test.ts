@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COLLECTOR_NAMES } from '../src/config/schema.js';
+import { COLLECTOR_NAMES } from '../src/collectors/index.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { eventually, sampleValue, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
 import { maintenanceRows } from './helpers/jobs.js';

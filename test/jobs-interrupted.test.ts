@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jobRunnerSettings, jobSchedules } from '../src/commands/assembly.js';
 import { resolveConnection } from '../src/db/connection.js';
 import { JobService } from '../src/jobs/service.js';
 import { createLogger } from '../src/log.js';
@@ -41,7 +42,13 @@ describe('interrupted runs', () => {
     });
     const exited = new Promise((resolve) => child.on('exit', resolve));
     const sidecar = () =>
-      new JobService({ config: testConfig(), connection: resolveConnection(db.url, {}), log: createLogger('silent'), registry: new Registry() });
+      new JobService({
+        runner: jobRunnerSettings(testConfig()),
+        schedules: jobSchedules(testConfig()),
+        connection: resolveConnection(db.url, {}),
+        log: createLogger('silent'),
+        registry: new Registry(),
+      });
     try {
       // The run is under way: its row reads running and its ANALYZE waits for the lock.
       await expect.poll(async () => (await lastRun())?.status, { timeout: 30_000, interval: 100 }).toBe('running');

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COLLECTOR_FACTORIES } from '../src/collectors/index.js';
 import { loadConfig } from '../src/config/load.js';
 import { resolveConnection } from '../src/db/connection.js';
-import { startExporter, type RunningExporter } from '../src/exporter.js';
+import { startExporter, type RunningExporter } from '../src/commands/serve.js';
 import { createLogger } from '../src/log.js';
 import { adminQuery, createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { eventually, sampleValue, writeConfig } from './helpers/exporter.js';

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { COLLECTOR_FACTORIES } from '../src/collectors/index.js';
+import { COLLECTOR_FACTORIES, COLLECTOR_NAMES } from '../src/collectors/index.js';
+import { collectorsOptions } from '../src/commands/assembly.js';
 import { loadConfig } from '../src/config/load.js';
-import { COLLECTOR_NAMES, type CollectorName, type Config } from '../src/config/schema.js';
+import type { Config } from '../src/config/schema.js';
 import { resolveConnection } from '../src/db/connection.js';
-import { startExporter, type RunningExporter } from '../src/exporter.js';
+import { startExporter, type RunningExporter } from '../src/commands/serve.js';
 import { createLogger } from '../src/log.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { eventually, writeConfig } from './helpers/exporter.js';
@@ -21,10 +22,8 @@ function documentedFamilies(): Set<string> {
 /** Every family the exporter can publish: what the collectors declare plus what the registry holds. */
 async function declaredFamilies(exporter: RunningExporter, config: Config): Promise<Set<string>> {
   const names = new Set<string>();
-  for (const [name, factory] of Object.entries(COLLECTOR_FACTORIES)) {
-    for (const family of factory({ ...config, collectors: { ...config.collectors, [name as CollectorName]: { ...config.collectors[name as CollectorName], enabled: true } } }).families) {
-      names.add(family.name);
-    }
+  for (const factory of Object.values(COLLECTOR_FACTORIES)) {
+    for (const family of factory(collectorsOptions(config)).families) names.add(family.name);
   }
   for (const metric of await exporter.registry.getMetricsAsJSON()) {
     if (!DEFAULT_METRIC_PREFIXES.some((p) => metric.name.startsWith(p))) names.add(metric.name);

@@ -6,6 +6,7 @@ import { NoDataError, type MetricFamily, type Sample } from '../src/collectors/c
 import { createRegistry } from '../src/metrics/registry.js';
 import { registerSelfMetrics } from '../src/metrics/self-metrics.js';
 import { COLLECTOR_FACTORIES } from '../src/collectors/index.js';
+import { collectorsOptions } from '../src/commands/assembly.js';
 import { loadConfig } from '../src/config/load.js';
 import { freePort } from '../src/db/local-cluster.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
@@ -127,7 +128,7 @@ describe.skipIf(!existsSync(PEER))('postgres_exporter compatibility', () => {
 
     const config = loadConfig();
     for (const factory of Object.values(COLLECTOR_FACTORIES)) {
-      const collector = factory(config);
+      const collector = factory(collectorsOptions(config));
       families.push(...collector.families);
       if (!collector.families.some((f) => f.compatibility === 'postgres_exporter')) continue;
       try {

@@ -9,6 +9,7 @@ import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postgresExporterFamilies } from '../src/collectors/collector.js';
 import { COLLECTOR_FACTORIES } from '../src/collectors/index.js';
+import { collectorsOptions } from '../src/commands/assembly.js';
 import { loadConfig } from '../src/config/load.js';
 import { LocalCluster } from '../src/db/local-cluster.js';
 import { runCli } from './helpers/cli.js';
@@ -83,7 +84,7 @@ describe('serve against a healthy database', () => {
     // 'postgres_exporter' by their collector) keep its conventions too: promtool's naming lint
     // (counters without _total, a gauge named _count) is waived for them alone.
     const config = loadConfig();
-    const compatible = postgresExporterFamilies(Object.values(COLLECTOR_FACTORIES).flatMap((factory) => factory(config).families));
+    const compatible = postgresExporterFamilies(Object.values(COLLECTOR_FACTORIES).flatMap((factory) => factory(collectorsOptions(config)).families));
     const problems = `${result.stdout}${result.stderr}`
       .split('\n')
       .filter((line) => line.trim() && !/^(process_|nodejs_)/.test(line) && !compatible.has(line.split(' ')[0]!));

@@ -1,4 +1,3 @@
-import type { Config } from '../config/schema.js';
 import type { Collector, MetricFamily, Sample } from './collector.js';
 
 /**
@@ -229,13 +228,5 @@ export function connectionsCollector(options: ConnectionsOptions): Collector {
         ...appPoolSamples(appPool),
       ];
     },
-  };
-}
-
-export function connectionsOptions(config: Config): ConnectionsOptions {
-  return {
-    topApplications: config.connections.top_applications,
-    appApplicationName: config.app.application_name,
-    appPoolMax: config.app.pool_max,
   };
 }

@@ -1,63 +1,72 @@
-import { COLLECTOR_NAMES, type Config, type CollectorName } from '../config/schema.js';
 import type { Collector } from './collector.js';
-import { connectionsCollector, connectionsOptions } from './connections.js';
+import { connectionsCollector, type ConnectionsOptions } from './connections.js';
 import { connectivityCollector } from './connectivity.js';
 import { databaseCollector } from './database.js';
-import { indexesCollector, indexesOptions } from './indexes.js';
-import { replicationCollector } from './replication.js';
-import { embeddingFailuresCollector } from './embedding-failures.js';
-import { embeddingsCollector } from './embeddings.js';
+import { embeddingFailuresCollector, type EmbeddingFailuresOptions } from './embedding-failures.js';
+import { embeddingsCollector, type EmbeddingsOptions } from './embeddings.js';
 import { healthCollector } from './health.js';
-import { queryLogCollector } from './query-log.js';
-import { recallCollector } from './recall.js';
-import { statementsCollector } from './statements.js';
-import { tablesCollector, tablesOptions } from './tables.js';
+import { indexesCollector } from './indexes.js';
 import { locksCollector } from './locks.js';
+import { queryLogCollector, type QueryLogOptions } from './query-log.js';
+import { recallCollector, type RecallOptions } from './recall.js';
 import { replicationSlotsCollector } from './replication-slots.js';
+import { replicationCollector } from './replication.js';
 import { settingsCollector } from './settings.js';
 import { statBgwriterCollector } from './stat-bgwriter.js';
 import { statCheckpointerCollector } from './stat-checkpointer.js';
+import { statementsCollector, type StatementsOptions } from './statements.js';
+import { tablesCollector } from './tables.js';
+
+/** What the collectors need to know, as plain options (commands/assembly.ts builds them from the config). */
+export interface CollectorsOptions {
+  /** Schema of the RAG tables. */
+  schema: string;
+  /** Tables whose statistics and indexes are watched. */
+  managedTables: readonly string[];
+  /** Indexes whose absence pg_index_expected_present reports. */
+  expectedIndexes: readonly string[];
+  /** expectedIndexes are the RAG schema's defaults: expected only where that schema is present. */
+  expectedIndexesNeedRagSchema: boolean;
+  connections: ConnectionsOptions;
+  queryLog: QueryLogOptions;
+  embeddings: EmbeddingsOptions;
+  embeddingFailures: EmbeddingFailuresOptions;
+  recall: RecallOptions;
+  statements: StatementsOptions;
+}
 
 /**
- * The one list of collectors: name -> factory from the validated config. Adding a collector is a new
- * file, one line here, a test and a row in docs/metrics.md. The config schema's COLLECTOR_NAMES must
- * match these keys (a test checks).
+ * The one list of collectors: name -> factory. Adding a collector is a new file, one line here, its
+ * interval and timeout defaults in config/schema.ts (the compiler asks for them), a test and a row in
+ * docs/metrics.md. The order here is the order of /metrics.
  */
-export const COLLECTOR_FACTORIES: Record<CollectorName, (config: Config) => Collector> = {
+export const COLLECTOR_FACTORIES = {
   connectivity: () => connectivityCollector(),
   database: () => databaseCollector(),
   replication: () => replicationCollector(),
-  connections: (config) => connectionsCollector(connectionsOptions(config)),
-  tables: (config) => tablesCollector(tablesOptions(config)),
-  indexes: (config) => indexesCollector(indexesOptions(config)),
+  connections: (o: CollectorsOptions) => connectionsCollector(o.connections),
+  tables: (o: CollectorsOptions) => tablesCollector({ schema: o.schema, tables: o.managedTables }),
+  indexes: (o: CollectorsOptions) => indexesCollector({ schema: o.schema, tables: o.managedTables, expectedIndexes: o.expectedIndexes, expectedIndexesNeedRagSchema: o.expectedIndexesNeedRagSchema }),
   health: () => healthCollector(),
-  query_log: (config) =>
-    queryLogCollector({
-      buckets: config.query_log.buckets,
-      queryTypes: config.query_log.query_types,
-      lookback: config.query_log.lookback,
-      batchRows: config.query_log.batch_rows,
-    }),
-  embeddings: (config) => embeddingsCollector(config.embeddings),
-  embedding_failures: (config) => embeddingFailuresCollector({ gracePeriodMs: config.embedding_failures.grace_period }),
-  recall: (config) =>
-    recallCollector({
-      sampleSize: config.recall.sample_size,
-      topK: config.recall.top_k,
-      efSearch: config.recall.ef_search,
-      probes: config.recall.probes,
-      indexPatterns: config.recall.indexes,
-      dimensions: config.embeddings.dimensions,
-    }),
-  statements: (config) => statementsCollector({ topN: config.statements.top_n, queryText: config.statements.query_text }),
+  query_log: (o: CollectorsOptions) => queryLogCollector(o.queryLog),
+  embeddings: (o: CollectorsOptions) => embeddingsCollector(o.embeddings),
+  embedding_failures: (o: CollectorsOptions) => embeddingFailuresCollector(o.embeddingFailures),
+  recall: (o: CollectorsOptions) => recallCollector(o.recall),
+  statements: (o: CollectorsOptions) => statementsCollector(o.statements),
   locks: () => locksCollector(),
   replication_slots: () => replicationSlotsCollector(),
   settings: () => settingsCollector(),
   stat_bgwriter: () => statBgwriterCollector(),
   stat_checkpointer: () => statCheckpointerCollector(),
-};
+} satisfies Record<string, (options: CollectorsOptions) => Collector>;
 
-/** The enabled collectors, in COLLECTOR_NAMES order. */
-export function enabledCollectors(config: Config): Collector[] {
-  return COLLECTOR_NAMES.filter((name) => config.collectors[name].enabled).map((name) => COLLECTOR_FACTORIES[name](config));
+export type CollectorName = keyof typeof COLLECTOR_FACTORIES;
+
+/** Every collector's name, in COLLECTOR_FACTORIES order. */
+export const COLLECTOR_NAMES = Object.keys(COLLECTOR_FACTORIES) as CollectorName[];
+
+/** The named collectors, in COLLECTOR_NAMES order. */
+export function createCollectors(names: ReadonlySet<CollectorName> | readonly CollectorName[], options: CollectorsOptions): Collector[] {
+  const wanted = new Set(names);
+  return COLLECTOR_NAMES.filter((name) => wanted.has(name)).map((name) => COLLECTOR_FACTORIES[name](options));
 }

@@ -1,4 +1,3 @@
-import { DEFAULT_EXPECTED_INDEXES, type Config } from '../config/schema.js';
 import {
   INDEX_CATALOG_COLUMNS,
   INDEX_CATALOG_FROM,
@@ -310,17 +309,4 @@ export function indexesCollector(options: IndexesOptions): Collector {
       ];
     },
   };
-}
-
-export function indexesOptions(config: Config): IndexesOptions {
-  return {
-    schema: config.schema,
-    tables: config.managed_tables,
-    expectedIndexes: config.expected_indexes,
-    expectedIndexesNeedRagSchema: sameList(config.expected_indexes, DEFAULT_EXPECTED_INDEXES),
-  };
-}
-
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

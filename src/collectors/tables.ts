@@ -1,4 +1,3 @@
-import type { Config } from '../config/schema.js';
 import { isLockTimeout } from '../db/errors.js';
 import type { Collector, MetricFamily, Sample } from './collector.js';
 
@@ -129,8 +128,4 @@ export function tablesCollector(options: TablesOptions): Collector {
       return rows.flatMap(tableSamples);
     },
   };
-}
-
-export function tablesOptions(config: Config): TablesOptions {
-  return { schema: config.schema, tables: config.managed_tables };
 }

@@ -1,11 +1,11 @@
 import type { Registry } from 'prom-client';
 import type { Collector } from '../collectors/collector.js';
-import { enabledCollectors } from '../collectors/index.js';
-import { COLLECTOR_NAMES, type CollectorName, type Config } from '../config/schema.js';
+import { COLLECTOR_NAMES, createCollectors, type CollectorName } from '../collectors/index.js';
+import type { Config } from '../config/schema.js';
 import { customCollector } from '../custom/collector.js';
-import type { CustomCollectorDefinition } from '../custom/definition.js';
 import { loadCustomCollectors, type OwnedNames } from '../custom/load.js';
 import type { CollectorSchedule } from '../poller/poller.js';
+import { collectorSchedules, collectorsOptions, customCollectorSchedule, customCollectorsSources, enabledCollectorNames } from './assembly.js';
 
 /**
  * Every collector the config asks for, built-in and custom, with its schedule and a fingerprint (what it
@@ -22,19 +22,19 @@ export interface CollectorSet {
 const BUILT_IN_SECTIONS = ['managed_tables', 'expected_indexes', 'schema', 'app', 'connections', 'query_log', 'embeddings', 'recall', 'statements'] as const;
 
 export function collectorSet(config: Config, registry: Registry): CollectorSet {
-  const builtIn = enabledCollectors(config);
-  const definitions = loadCustomCollectors({ files: config.custom_collectors.files, queryPath: config.extend.query_path }, ownedNames(builtIn, registry));
+  const builtIn = createCollectors(enabledCollectorNames(config), collectorsOptions(config));
+  const definitions = loadCustomCollectors(customCollectorsSources(config), ownedNames(builtIn, registry));
+  const builtInSchedules = collectorSchedules(config);
   const schedules = new Map<string, CollectorSchedule>();
   const fingerprints = new Map<string, string>();
   const shared = JSON.stringify(BUILT_IN_SECTIONS.map((key) => config[key]));
   for (const collector of builtIn) {
-    const c = config.collectors[collector.name as CollectorName];
-    const schedule = { intervalMs: c.interval, timeoutMs: c.timeout };
+    const schedule = builtInSchedules[collector.name as CollectorName];
     schedules.set(collector.name, schedule);
     fingerprints.set(collector.name, JSON.stringify(['built-in', schedule, shared]));
   }
   for (const definition of definitions) {
-    const schedule = customSchedule(definition, config);
+    const schedule = customCollectorSchedule(definition, config);
     schedules.set(definition.name, schedule);
     // declaredAt is left out: a collector that only moved within its file is unchanged.
     const { declaredAt: _at, ...what } = definition;
@@ -59,13 +59,5 @@ function ownedNames(builtIn: readonly Collector[], registry: Registry): OwnedNam
     }
   }
   for (const metric of registry.getMetricsAsArray()) families.set(metric.name, 'the exporter itself');
-  return { families, collectors: new Set(COLLECTOR_NAMES) };
-}
-
-function customSchedule(definition: CustomCollectorDefinition, config: Config): CollectorSchedule {
-  return {
-    intervalMs: Math.max(definition.intervalMs ?? config.custom_collectors.interval, definition.minIntervalMs ?? 0),
-    timeoutMs: definition.timeoutMs ?? config.custom_collectors.timeout,
-    seriesLimit: definition.seriesLimit ?? config.custom_collectors.series_limit,
-  };
+  return { families, collectors: new Set<string>(COLLECTOR_NAMES) };
 }

@@ -1,15 +1,12 @@
-import { hostname } from 'node:os';
-import type pg from 'pg';
-import { JOB_NAMES, type Config, type JobName } from '../config/schema.js';
-import type { ConnectionSettings } from '../db/connection.js';
 import { describeDatabaseError } from '../db/errors.js';
 import { createPool } from '../db/pool.js';
 import { ConfigError } from '../errors.js';
-import { createJobs, jobTimeouts } from '../jobs/index.js';
+import { createJobRunner, isJobName, JOB_NAMES } from '../jobs/index.js';
 import { lastResults, type LastResult } from '../jobs/maintenance-log.js';
-import { JobRunner, type RunResult } from '../jobs/runner.js';
+import type { RunResult } from '../jobs/runner.js';
 import { nextFireTime } from '../jobs/scheduler.js';
-import type { Logger } from '../log.js';
+import { onShutdownSignal } from '../signals.js';
+import { jobRunnerSettings } from './assembly.js';
 import type { Command, ParsedArgs } from './command.js';
 import { commandContext } from './context.js';
 
@@ -47,17 +44,9 @@ function cliContext(args: ParsedArgs) {
   return ctx;
 }
 
-function jobsPool(connection: ConnectionSettings, config: Config, log: Logger): pg.Pool {
-  return createPool(
-    connection,
-    { applicationName: 'pgvector-exporter jobs', max: 2, connectTimeoutMs: config.database.connect_timeout, statementTimeoutMs: 30_000 },
-    log,
-  );
-}
-
 async function listJobs(args: ParsedArgs): Promise<number> {
   const { config, connection, log } = cliContext(args);
-  const pool = jobsPool(connection, config, log);
+  const pool = createPool(connection, jobRunnerSettings(config).pool, log);
   let results: Map<string, LastResult> | undefined;
   let problem: string | undefined;
   try {
@@ -97,28 +86,17 @@ function printTable(header: string[], rows: string[][]): void {
 }
 
 async function runJob(args: ParsedArgs, name: string): Promise<number> {
-  if (!(JOB_NAMES as readonly string[]).includes(name)) {
+  if (!isJobName(name)) {
     throw new ConfigError(`jobs run: unknown job "${name}" (known jobs: ${JOB_NAMES.join(', ')})`);
   }
-  const job = name as JobName;
+  const job = name;
   const { config, connection, log } = cliContext(args);
   const dryRun = args.values['dry-run'] === true;
-  const pool = jobsPool(connection, config, log);
-  const runner = new JobRunner({
-    jobs: createJobs(config),
-    timeouts: jobTimeouts(config),
-    connection,
-    pool,
-    host: config.instance_name ?? hostname(),
-    window: config.jobs.window,
-    log,
-    connectTimeoutMs: config.database.connect_timeout,
-    logResults: false,
-  });
+  // The runner serve builds, the same way; the CLI prints the result itself.
+  const { runner, close } = createJobRunner(jobRunnerSettings(config), connection, log, { logResults: false });
   if (!config.jobs[job].enabled) out(`note: ${job} is disabled in the config (jobs.${job}.enabled); running it because it was asked for by name`);
-  const stop = () => void runner.shutdown(0);
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  // SIGTERM/SIGINT cancel the run at once; it is still recorded. A second signal exits.
+  const stopListening = onShutdownSignal(log, () => void runner.shutdown(0), 30_000);
   let result: RunResult;
   try {
     result = await runner.run(job, {
@@ -128,9 +106,8 @@ async function runJob(args: ParsedArgs, name: string): Promise<number> {
       progress: (e) => out(`  ${e.step}${e.rows !== undefined ? `: ${e.rows} row(s)` : ''} (${((e.finishedAt.getTime() - e.startedAt.getTime()) / 1000).toFixed(2)}s)`),
     });
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-    await pool.end().catch(() => undefined);
+    stopListening();
+    await close();
   }
   printResult(result);
   if (result.result === 'success') return EXIT_SUCCESS;

@@ -3,6 +3,7 @@ import { withClient } from '../db/pool.js';
 import { describeDatabaseError } from '../db/errors.js';
 import { convertQueryLog, migrate } from '../db/migrate.js';
 import { ConfigError, FatalError } from '../errors.js';
+import { MIGRATE_APPLICATION_NAME } from './assembly.js';
 import type { Command } from './command.js';
 import { commandContext } from './context.js';
 
@@ -27,7 +28,7 @@ export const migrateCommand: Command = {
     if (args.values.adopt) {
       const dryRun = Boolean(args.values['dry-run']);
       out(`migrate --adopt${dryRun ? ' --dry-run' : ''}: ${connection.description} (from ${connection.source})`);
-      const result = await withClient(connection, 'pgvector-exporter-migrate', (client) => adopt(client, { dryRun }), config.database.connect_timeout).catch(fail);
+      const result = await withClient(connection, MIGRATE_APPLICATION_NAME, (client) => adopt(client, { dryRun }), config.database.connect_timeout).catch(fail);
       const code = reportAdoption(result, dryRun);
       if (code !== 0 || dryRun) return code;
       // Migrations after ADOPT_THROUGH change what exists (007: the partitioned query log): applied now.
@@ -44,7 +45,7 @@ export const migrateCommand: Command = {
       // The online part of 007: old rows move in small transactions while the service keeps writing.
       return { ...applied, converted: await convertQueryLog(client, 10_000, progress) };
     };
-    const result = await withClient(connection, 'pgvector-exporter-migrate', migrateAndConvert, config.database.connect_timeout).catch(fail);
+    const result = await withClient(connection, MIGRATE_APPLICATION_NAME, migrateAndConvert, config.database.connect_timeout).catch(fail);
     for (const notice of result.notices) out(`notice: ${notice}`);
     for (const file of result.applied) out(`applied ${file}`);
     if (result.converted > 0) out(`converted the query log to partitions: ${result.converted} row(s) moved`);

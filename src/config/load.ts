@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, LineCounter, parseDocument, type Node as YamlNode, type YAMLMap } from 'yaml';
 import { ConfigError } from '../errors.js';
-import { COLLECTOR_NAMES, FIELDS, JOB_NAMES, type Config, type FieldSpec } from './schema.js';
+import { COLLECTOR_NAMES } from '../collectors/index.js';
+import { JOB_NAMES } from '../jobs/index.js';
+import { FIELDS, type Config, type ConfigOf, type FieldSpec } from './schema.js';
 
 export interface ConfigSources {
   /** Flag values by flag name (without the leading dashes), as parsed by the CLI. */
@@ -11,7 +13,7 @@ export interface ConfigSources {
   file?: string;
 }
 
-const FIELD_BY_KEY = new Map(FIELDS.map((f) => [f.key, f]));
+const FIELD_BY_KEY = new Map<string, FieldSpec>(FIELDS.map((f) => [f.key, f]));
 
 /** Validates every source once and returns a typed Config; any problem is a ConfigError (exit 2). */
 export function loadConfig(sources: ConfigSources = {}): Config {
@@ -22,7 +24,7 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     const value = pickValue(field, sources.flags ?? {}, env, fileValues);
     if (value !== undefined) values.set(field.key, value);
   }
-  return buildNested(values) as unknown as Config;
+  return buildNested(FIELDS, values);
 }
 
 function pickValue(
@@ -109,25 +111,23 @@ function unknownKeyMessage(prefix: string, name: string, key: string): string {
   return `unknown key "${key}" (known here: ${siblings.join(', ')})`;
 }
 
-function buildNested(values: Map<string, unknown>): Record<string, unknown> {
+/**
+ * The dotted keys' values as the nested object ConfigOf<typeof fields> describes. Every field has a
+ * value here (parsed from a source or from its default) except those whose default is undefined,
+ * which are exactly the optional ones of ConfigOf: so the one assertion below states what the loop
+ * builds, for the fields given, and the compiler checks every use of the result.
+ */
+function buildNested<const Fields extends readonly FieldSpec[]>(fields: Fields, values: Map<string, unknown>): ConfigOf<Fields> {
   const root: Record<string, unknown> = {};
-  for (const [key, value] of values) {
+  for (const { key } of fields) {
     const parts = key.split('.');
     let node = root;
+    // Sections exist even when every key in them is unset (jobs.window, extend), as ConfigOf says.
     for (const part of parts.slice(0, -1)) {
       node[part] ??= {};
       node = node[part] as Record<string, unknown>;
     }
-    node[parts.at(-1)!] = value;
+    if (values.has(key)) node[parts.at(-1)!] = values.get(key);
   }
-  // Sections whose every key is optional still exist, so callers never test for them.
-  const jobs = (root.jobs ??= {}) as Record<string, unknown>;
-  jobs.window ??= {};
-  root.extend ??= {};
-  return root;
-}
-
-/** Every flag the schema declares, for the CLI's parser. */
-export function schemaFlags(): string[] {
-  return FIELDS.flatMap((f) => (f.flag ? [f.flag] : []));
+  return root as ConfigOf<Fields>;
 }

@@ -1,3 +1,5 @@
+import { COLLECTOR_NAMES, type CollectorName } from '../collectors/index.js';
+import { JOB_NAMES, type JobName } from '../jobs/index.js';
 import {
   MAX_AGE_MS,
   parseBoolean,
@@ -18,17 +20,19 @@ import {
 
 /**
  * The one declarative list of settings: YAML key, type, default, environment variable, flag and help.
- * The loader, the CLI's flag parser and the README's configuration table all read this list.
+ * The loader, the CLI's flag parser and the README's configuration table all read this list, and the
+ * Config type is derived from it (ConfigOf below), so the two cannot drift.
  * Precedence: flag > environment variable > config file > default.
+ * The collector and job names come from their factory maps (collectors/index.ts, jobs/index.ts).
  */
-export interface FieldSpec {
+export interface FieldSpec<K extends string = string, T = unknown, D = unknown> {
   /** Dotted YAML path, e.g. "collectors.connections.interval". */
-  key: string;
+  key: K;
   /** Human-readable type for docs and error messages. */
   type: string;
-  parse: (value: unknown) => unknown;
-  /** Default as it would be written in YAML (undefined = unset). */
-  default: unknown;
+  parse: (value: unknown) => T;
+  /** Default as it would be written in YAML (undefined = unset: the key is optional in Config). */
+  default: D;
   env?: string;
   flag?: string;
   /** Older spellings of the flag, still accepted (e.g. --log-level beside postgres_exporter's --log.level). */
@@ -36,29 +40,13 @@ export interface FieldSpec {
   help: string;
 }
 
-export const COLLECTOR_NAMES = [
-  'connectivity',
-  'database',
-  'replication',
-  'connections',
-  'tables',
-  'indexes',
-  'health',
-  'query_log',
-  'embeddings',
-  'embedding_failures',
-  'recall',
-  'statements',
-  'locks',
-  'replication_slots',
-  'settings',
-  'stat_bgwriter',
-  'stat_checkpointer',
-] as const;
-export type CollectorName = (typeof COLLECTOR_NAMES)[number];
-
-export const JOB_NAMES = ['analyze', 'vacuum-analyze', 'reindex-vector', 'log-retention', 'backup'] as const;
-export type JobName = (typeof JOB_NAMES)[number];
+/**
+ * Declares one setting, keeping its key and parsed type for ConfigOf. A field whose default is
+ * undefined is optional in Config; every other field always has a value.
+ */
+function field<const K extends string, T, const D>(spec: FieldSpec<K, T, D>): FieldSpec<K, T, D> {
+  return spec;
+}
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 /** json: pino's records; logfmt: key=value lines, postgres_exporter's default. */
@@ -159,138 +147,115 @@ const telemetryPath = (value: unknown) => {
   return path;
 };
 
-function collectorFields(): FieldSpec[] {
+function collectorFields() {
   return COLLECTOR_NAMES.flatMap((name) => {
     const d = COLLECTOR_DEFAULTS[name];
     return [
-      { key: `collectors.${name}.enabled`, type: 'bool', parse: parseBoolean, default: d.enabled ?? true, flag: `collector.${name}`, help: `run the ${name} collector (${d.help}); --no-collector.${name} turns it off` },
-      { key: `collectors.${name}.interval`, type: 'duration', parse: positiveDuration, default: d.interval, help: `how often the ${name} collector polls` },
-      { key: `collectors.${name}.timeout`, type: 'duration', parse: positiveDuration, default: d.timeout, help: `statement_timeout and time budget of one ${name} poll` },
+      field({ key: `collectors.${name}.enabled`, type: 'bool', parse: parseBoolean, default: d.enabled ?? true, flag: `collector.${name}`, help: `run the ${name} collector (${d.help}); --no-collector.${name} turns it off` }),
+      field({ key: `collectors.${name}.interval`, type: 'duration', parse: positiveDuration, default: d.interval, help: `how often the ${name} collector polls` }),
+      field({ key: `collectors.${name}.timeout`, type: 'duration', parse: positiveDuration, default: d.timeout, help: `statement_timeout and time budget of one ${name} poll` }),
     ];
   });
 }
 
-function jobFields(): FieldSpec[] {
+function jobFields() {
   return JOB_NAMES.flatMap((name) => {
     const d = JOB_DEFAULTS[name];
     return [
-      { key: `jobs.${name}.enabled`, type: 'bool', parse: parseBoolean, default: d.enabled, help: `schedule the ${name} job (${d.help})` },
-      { key: `jobs.${name}.schedule`, type: 'cron', parse: parseCron, default: d.schedule, help: `cron expression of the ${name} job` },
-      { key: `jobs.${name}.timezone`, type: 'timezone', parse: parseTimezone, default: 'UTC', help: `time zone of the ${name} schedule` },
-      { key: `jobs.${name}.lock_timeout`, type: 'duration', parse: parseDuration, default: d.lockTimeout ?? '5s', help: `lock_timeout of the ${name} job's statements` },
-      { key: `jobs.${name}.statement_timeout`, type: 'duration', parse: parseDuration, default: d.statementTimeout, help: `statement_timeout of the ${name} job's statements (0 = none)` },
+      field({ key: `jobs.${name}.enabled`, type: 'bool', parse: parseBoolean, default: d.enabled, help: `schedule the ${name} job (${d.help})` }),
+      field({ key: `jobs.${name}.schedule`, type: 'cron', parse: parseCron, default: d.schedule, help: `cron expression of the ${name} job` }),
+      field({ key: `jobs.${name}.timezone`, type: 'timezone', parse: parseTimezone, default: 'UTC', help: `time zone of the ${name} schedule` }),
+      field({ key: `jobs.${name}.lock_timeout`, type: 'duration', parse: parseDuration, default: d.lockTimeout ?? '5s', help: `lock_timeout of the ${name} job's statements` }),
+      field({ key: `jobs.${name}.statement_timeout`, type: 'duration', parse: parseDuration, default: d.statementTimeout, help: `statement_timeout of the ${name} job's statements (0 = none)` }),
     ];
   });
 }
 
-export const FIELDS: FieldSpec[] = [
-  { key: 'database_url', type: 'string', parse: parseString, default: undefined, env: 'DATABASE_URL', flag: 'database-url', help: 'PostgreSQL connection string, a postgresql:// URL or libpq key=value (precedence of the sources: README, Connection)' },
-  { key: 'log_level', type: 'enum', parse: parseEnum(LOG_LEVELS), default: 'info', env: 'LOG_LEVEL', flag: 'log.level', flagAliases: ['log-level'], help: `log level (${LOG_LEVELS.join(', ')}); --log-level is the older spelling` },
-  { key: 'log_format', type: 'enum', parse: parseEnum(LOG_FORMATS), default: 'json', env: 'LOG_FORMAT', flag: 'log.format', help: `log format (${LOG_FORMATS.join(', ')}): one JSON record or one logfmt line per event, on stderr` },
-  { key: 'instance_name', type: 'string', parse: parseString, default: undefined, env: 'INSTANCE_NAME', help: 'name of this sidecar in maintenance_log (default: the host name)' },
+export const FIELDS = [
+  field({ key: 'database_url', type: 'string', parse: parseString, default: undefined, env: 'DATABASE_URL', flag: 'database-url', help: 'PostgreSQL connection string, a postgresql:// URL or libpq key=value (precedence of the sources: README, Connection)' }),
+  field({ key: 'log_level', type: 'enum', parse: parseEnum(LOG_LEVELS), default: 'info', env: 'LOG_LEVEL', flag: 'log.level', flagAliases: ['log-level'], help: `log level (${LOG_LEVELS.join(', ')}); --log-level is the older spelling` }),
+  field({ key: 'log_format', type: 'enum', parse: parseEnum(LOG_FORMATS), default: 'json', env: 'LOG_FORMAT', flag: 'log.format', help: `log format (${LOG_FORMATS.join(', ')}): one JSON record or one logfmt line per event, on stderr` }),
+  field({ key: 'instance_name', type: 'string', parse: parseString, default: undefined, env: 'INSTANCE_NAME', help: 'name of this sidecar in maintenance_log (default: the host name)' }),
 
-  { key: 'web.listen_address', type: 'host:port', parse: parseListenAddress, default: ':9188', env: 'WEB_LISTEN_ADDRESS', flag: 'web.listen-address', help: 'address of /metrics, /healthz, /readyz (9187 is left to postgres_exporter)' },
-  { key: 'web.config_file', type: 'path', parse: parseString, default: undefined, env: 'WEB_CONFIG_FILE', flag: 'web.config.file', help: 'exporter-toolkit web config: TLS and basic auth' },
-  { key: 'web.probes_without_auth', type: 'bool', parse: parseBoolean, default: true, env: 'WEB_PROBES_WITHOUT_AUTH', help: 'with basic auth on, /healthz and /readyz still answer without credentials (Kubernetes probes send none)' },
-  { key: 'web.telemetry_path', type: 'path', parse: telemetryPath, default: '/metrics', env: 'WEB_TELEMETRY_PATH', flag: 'web.telemetry-path', help: 'path of the metrics endpoint' },
+  field({ key: 'web.listen_address', type: 'host:port', parse: parseListenAddress, default: ':9188', env: 'WEB_LISTEN_ADDRESS', flag: 'web.listen-address', help: 'address of /metrics, /healthz, /readyz (9187 is left to postgres_exporter)' }),
+  field({ key: 'web.config_file', type: 'path', parse: parseString, default: undefined, env: 'WEB_CONFIG_FILE', flag: 'web.config.file', help: 'exporter-toolkit web config: TLS and basic auth' }),
+  field({ key: 'web.probes_without_auth', type: 'bool', parse: parseBoolean, default: true, env: 'WEB_PROBES_WITHOUT_AUTH', help: 'with basic auth on, /healthz and /readyz still answer without credentials (Kubernetes probes send none)' }),
+  field({ key: 'web.telemetry_path', type: 'path', parse: telemetryPath, default: '/metrics', env: 'WEB_TELEMETRY_PATH', flag: 'web.telemetry-path', help: 'path of the metrics endpoint' }),
 
-  { key: 'database.pool_max', type: 'int', parse: (v) => parseInteger(v, 1, 20), default: 3, help: "connections in the exporter's own pool" },
-  { key: 'database.connect_timeout', type: 'duration', parse: positiveDuration, default: '5s', help: 'time allowed to open one connection' },
-  { key: 'database.reconnect_max_backoff', type: 'duration', parse: positiveDuration, default: '30s', help: 'longest wait between reconnection attempts' },
+  field({ key: 'database.pool_max', type: 'int', parse: (v) => parseInteger(v, 1, 20), default: 3, help: "connections in the exporter's own pool" }),
+  field({ key: 'database.connect_timeout', type: 'duration', parse: positiveDuration, default: '5s', help: 'time allowed to open one connection' }),
+  field({ key: 'database.reconnect_max_backoff', type: 'duration', parse: positiveDuration, default: '30s', help: 'longest wait between reconnection attempts' }),
 
-  { key: 'app.application_name', type: 'string', parse: parseString, default: 'rag-search', env: 'APP_APPLICATION_NAME', help: "application_name of the search service's connections" },
-  { key: 'app.pool_max', type: 'int', parse: (v) => parseInteger(v, 1, 100_000), default: 50, env: 'APP_POOL_MAX', help: "the search service's pool maximum (pool_size 20 + max_overflow 30)" },
+  field({ key: 'app.application_name', type: 'string', parse: parseString, default: 'rag-search', env: 'APP_APPLICATION_NAME', help: "application_name of the search service's connections" }),
+  field({ key: 'app.pool_max', type: 'int', parse: (v) => parseInteger(v, 1, 100_000), default: 50, env: 'APP_POOL_MAX', help: "the search service's pool maximum (pool_size 20 + max_overflow 30)" }),
 
-  { key: 'managed_tables', type: 'list', parse: parseStringList, default: DEFAULT_MANAGED_TABLES, help: 'tables whose statistics and indexes are watched and maintained' },
-  { key: 'expected_indexes', type: 'list', parse: parseStringList, default: DEFAULT_EXPECTED_INDEXES, help: 'indexes that must exist: pg_index_expected_present reads 0 when one is gone (the default applies only where the RAG schema is present)' },
-  { key: 'schema', type: 'string', parse: parseString, default: 'public', help: 'schema holding the RAG tables' },
+  field({ key: 'managed_tables', type: 'list', parse: parseStringList, default: DEFAULT_MANAGED_TABLES, help: 'tables whose statistics and indexes are watched and maintained' }),
+  field({ key: 'expected_indexes', type: 'list', parse: parseStringList, default: DEFAULT_EXPECTED_INDEXES, help: 'indexes that must exist: pg_index_expected_present reads 0 when one is gone (the default applies only where the RAG schema is present)' }),
+  field({ key: 'schema', type: 'string', parse: parseString, default: 'public', help: 'schema holding the RAG tables' }),
 
   ...collectorFields(),
-  { key: 'custom_collectors.files', type: 'list of paths', parse: parseStringList, default: [], env: 'CUSTOM_COLLECTORS_FILES', flag: 'custom-collectors.files', help: 'collector files of our own format (docs/custom-collectors.md), re-read on reload' },
-  { key: 'custom_collectors.interval', type: 'duration', parse: positiveDuration, default: '1m', help: 'how often a custom collector polls unless its file says otherwise' },
-  { key: 'custom_collectors.timeout', type: 'duration', parse: positiveDuration, default: '10s', help: 'statement_timeout and time budget of one custom collector poll unless its file says otherwise' },
-  { key: 'custom_collectors.series_limit', type: 'int', parse: (v) => parseInteger(v, 1, 10_000_000), default: 10_000, help: 'most series one custom collector poll may publish; above it the poll fails and publishes nothing' },
-  { key: 'extend.query_path', type: 'path', parse: parseString, default: undefined, env: 'PG_EXPORTER_EXTEND_QUERY_PATH', flag: 'extend.query-path', help: "postgres_exporter's queries.yaml, read as postgres_exporter reads it; re-read on reload" },
-  { key: 'connections.top_applications', type: 'int', parse: (v) => parseInteger(v, 1, 100), default: 10, help: 'application_name values reported by name; the rest fold into "other"' },
-  { key: 'query_log.buckets', type: 'list of seconds', parse: parseBuckets, default: DEFAULT_QUERY_BUCKETS, help: 'histogram buckets of rag_query_duration_seconds' },
-  { key: 'query_log.query_types', type: 'list', parse: parseStringList, default: ['vector_search', 'hybrid_search', 'text_search', 'insert', 'update', 'delete'], help: 'query_type values kept as labels; others are counted as "other"' },
-  { key: 'query_log.lookback', type: 'duration', parse: (v) => parseDurationIn(v, 0, MAX_AGE_MS), default: '0s', help: 'on start, also read log rows this far back (0 = only rows written after start)' },
-  { key: 'query_log.batch_rows', type: 'int', parse: (v) => parseInteger(v, 1000, 10_000_000), default: 250_000, help: 'log rows aggregated per statement; a poll runs more statements while it is behind and within its time budget' },
-  { key: 'embeddings.dimensions', type: 'int', parse: (v) => parseInteger(v, 1, 64_000), default: 3072, help: 'expected vector dimension of chunk_embeddings.embedding' },
-  { key: 'embeddings.models', type: 'list', parse: parseStringList, default: ['text-embedding-3-large', 'text-embedding-3-small'], help: 'model_name values reported by name; others count as unknown ("other")' },
-  { key: 'embedding_failures.grace_period', type: 'duration', parse: positiveDuration, default: '30m', help: 'how long a new document may stay without an embedding before rag_embedding_generation_failures_total counts it' },
-  { key: 'recall.sample_size', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 20, help: 'stored embeddings used as queries per recall measurement' },
-  { key: 'recall.top_k', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 10, help: 'neighbours compared per query' },
-  { key: 'recall.ef_search', type: 'int', parse: (v) => parseInteger(v, 0, 1000), default: 0, help: 'hnsw.ef_search for the index pass (0 = the server default)' },
-  { key: 'recall.probes', type: 'int', parse: (v) => parseInteger(v, 0, 100000), default: 0, help: 'ivfflat.probes for the index pass of an IVFFlat index (0 = the server default)' },
-  { key: 'recall.indexes', type: 'list', parse: parseStringList, default: [], help: 'patterns (schema.index, * wildcards) of discovered pgvector indexes whose recall is measured, each on its own table and expression; empty = the RAG search index' },
-  { key: 'statements.top_n', type: 'int', parse: (v) => parseInteger(v, 1, 500), default: 20, help: 'pgvector statements reported from pg_stat_statements' },
-  { key: 'statements.query_text', type: 'bool', parse: parseBoolean, default: false, help: 'publish the text of normalized statements in pgvector_statements_query_info (utility statements, whose literals pg_stat_statements keeps, never)' },
+  field({ key: 'custom_collectors.files', type: 'list of paths', parse: parseStringList, default: [], env: 'CUSTOM_COLLECTORS_FILES', flag: 'custom-collectors.files', help: 'collector files of our own format (docs/custom-collectors.md), re-read on reload' }),
+  field({ key: 'custom_collectors.interval', type: 'duration', parse: positiveDuration, default: '1m', help: 'how often a custom collector polls unless its file says otherwise' }),
+  field({ key: 'custom_collectors.timeout', type: 'duration', parse: positiveDuration, default: '10s', help: 'statement_timeout and time budget of one custom collector poll unless its file says otherwise' }),
+  field({ key: 'custom_collectors.series_limit', type: 'int', parse: (v) => parseInteger(v, 1, 10_000_000), default: 10_000, help: 'most series one custom collector poll may publish; above it the poll fails and publishes nothing' }),
+  field({ key: 'extend.query_path', type: 'path', parse: parseString, default: undefined, env: 'PG_EXPORTER_EXTEND_QUERY_PATH', flag: 'extend.query-path', help: "postgres_exporter's queries.yaml, read as postgres_exporter reads it; re-read on reload" }),
+  field({ key: 'connections.top_applications', type: 'int', parse: (v) => parseInteger(v, 1, 100), default: 10, help: 'application_name values reported by name; the rest fold into "other"' }),
+  field({ key: 'query_log.buckets', type: 'list of seconds', parse: parseBuckets, default: DEFAULT_QUERY_BUCKETS, help: 'histogram buckets of rag_query_duration_seconds' }),
+  field({ key: 'query_log.query_types', type: 'list', parse: parseStringList, default: ['vector_search', 'hybrid_search', 'text_search', 'insert', 'update', 'delete'], help: 'query_type values kept as labels; others are counted as "other"' }),
+  field({ key: 'query_log.lookback', type: 'duration', parse: (v) => parseDurationIn(v, 0, MAX_AGE_MS), default: '0s', help: 'on start, also read log rows this far back (0 = only rows written after start)' }),
+  field({ key: 'query_log.batch_rows', type: 'int', parse: (v) => parseInteger(v, 1000, 10_000_000), default: 250_000, help: 'log rows aggregated per statement; a poll runs more statements while it is behind and within its time budget' }),
+  field({ key: 'embeddings.dimensions', type: 'int', parse: (v) => parseInteger(v, 1, 64_000), default: 3072, help: 'expected vector dimension of chunk_embeddings.embedding' }),
+  field({ key: 'embeddings.models', type: 'list', parse: parseStringList, default: ['text-embedding-3-large', 'text-embedding-3-small'], help: 'model_name values reported by name; others count as unknown ("other")' }),
+  field({ key: 'embedding_failures.grace_period', type: 'duration', parse: positiveDuration, default: '30m', help: 'how long a new document may stay without an embedding before rag_embedding_generation_failures_total counts it' }),
+  field({ key: 'recall.sample_size', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 20, help: 'stored embeddings used as queries per recall measurement' }),
+  field({ key: 'recall.top_k', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 10, help: 'neighbours compared per query' }),
+  field({ key: 'recall.ef_search', type: 'int', parse: (v) => parseInteger(v, 0, 1000), default: 0, help: 'hnsw.ef_search for the index pass (0 = the server default)' }),
+  field({ key: 'recall.probes', type: 'int', parse: (v) => parseInteger(v, 0, 100000), default: 0, help: 'ivfflat.probes for the index pass of an IVFFlat index (0 = the server default)' }),
+  field({ key: 'recall.indexes', type: 'list', parse: parseStringList, default: [], help: 'patterns (schema.index, * wildcards) of discovered pgvector indexes whose recall is measured, each on its own table and expression; empty = the RAG search index' }),
+  field({ key: 'statements.top_n', type: 'int', parse: (v) => parseInteger(v, 1, 500), default: 20, help: 'pgvector statements reported from pg_stat_statements' }),
+  field({ key: 'statements.query_text', type: 'bool', parse: parseBoolean, default: false, help: 'publish the text of normalized statements in pgvector_statements_query_info (utility statements, whose literals pg_stat_statements keeps, never)' }),
 
-  { key: 'jobs.enabled', type: 'bool', parse: parseBoolean, default: true, env: 'JOBS_ENABLED', help: 'run the maintenance scheduler in serve (--no-jobs turns it off)' },
-  { key: 'jobs.api_token', type: 'string', parse: parseString, default: undefined, env: 'JOBS_API_TOKEN', help: 'bearer token enabling POST /jobs/<name>/run and POST /-/reload (endpoints absent without it)' },
-  { key: 'jobs.window.start', type: 'HH:MM', parse: parseTimeOfDay, default: undefined, help: 'maintenance window start; scheduled runs outside it are skipped' },
-  { key: 'jobs.window.end', type: 'HH:MM', parse: parseTimeOfDay, default: undefined, help: 'maintenance window end' },
-  { key: 'jobs.window.timezone', type: 'timezone', parse: parseTimezone, default: 'UTC', help: 'time zone of the maintenance window' },
+  field({ key: 'jobs.enabled', type: 'bool', parse: parseBoolean, default: true, env: 'JOBS_ENABLED', help: 'run the maintenance scheduler in serve (--no-jobs turns it off)' }),
+  field({ key: 'jobs.api_token', type: 'string', parse: parseString, default: undefined, env: 'JOBS_API_TOKEN', help: 'bearer token enabling POST /jobs/<name>/run and POST /-/reload (endpoints absent without it)' }),
+  field({ key: 'jobs.window.start', type: 'HH:MM', parse: parseTimeOfDay, default: undefined, help: 'maintenance window start; scheduled runs outside it are skipped' }),
+  field({ key: 'jobs.window.end', type: 'HH:MM', parse: parseTimeOfDay, default: undefined, help: 'maintenance window end' }),
+  field({ key: 'jobs.window.timezone', type: 'timezone', parse: parseTimezone, default: 'UTC', help: 'time zone of the maintenance window' }),
   ...jobFields(),
-  { key: 'jobs.reindex-vector.index', type: 'string', parse: parseString, default: 'idx_embeddings_vector', help: 'the vector index to rebuild' },
-  { key: 'jobs.reindex-vector.change_threshold', type: 'ratio', parse: (v) => parseNumber(v, 0, 10), default: 0.2, help: 'rebuild when rows inserted/updated/deleted since the last build exceed this share of the table' },
-  { key: 'jobs.reindex-vector.maintenance_work_mem', type: 'size', parse: parseMemorySize, default: undefined, help: "maintenance_work_mem of the rebuild's session, e.g. 2GB (an HNSW build is much faster when the graph fits); default: the server's" },
-  { key: 'jobs.reindex-vector.lists_growth_factor', type: 'number', parse: (v) => parseNumber(v, 1, 100), default: 2, help: 'IVFFlat: rebuild with new lists when rows/1000 (sqrt(rows) above 1M rows) exceeds this factor times the current lists' },
-  { key: 'jobs.log-retention.retention', type: 'duration', parse: positiveAge, default: '30d', help: 'query_performance_log rows older than this move to the archive' },
-  { key: 'jobs.log-retention.archive_retention', type: 'duration', parse: positiveAge, default: '365d', help: 'archived rows older than this are deleted' },
-  { key: 'jobs.log-retention.batch_size', type: 'int', parse: (v) => parseInteger(v, 1, 1_000_000), default: 5000, help: 'rows moved per transaction where rows move (converting an unpartitioned log, leftovers of the DEFAULT partitions); whole days move by partition' },
-  { key: 'jobs.log-retention.partitions_ahead', type: 'int', parse: (v) => parseInteger(v, 1, 90), default: 7, help: 'days of query log partitions kept ahead of today (UTC)' },
-  { key: 'jobs.log-retention.batch_pause', type: 'duration', parse: parseDuration, default: '50ms', help: 'pause between batches' },
-  { key: 'jobs.backup.directory', type: 'path', parse: parseString, default: '/var/lib/pgvector-exporter/backups', env: 'BACKUP_DIRECTORY', help: 'where dumps are written' },
-  { key: 'jobs.backup.retention', type: 'duration', parse: positiveAge, default: '30d', help: 'dumps older than this are deleted' },
-  { key: 'jobs.backup.pg_dump', type: 'path', parse: parseString, default: 'pg_dump', env: 'PG_DUMP_PATH', help: 'pg_dump binary (its major version must be >= the server)' },
-  { key: 'jobs.backup.pg_restore', type: 'path', parse: parseString, default: 'pg_restore', env: 'PG_RESTORE_PATH', help: 'pg_restore binary used to verify each dump' },
+  field({ key: 'jobs.reindex-vector.index', type: 'string', parse: parseString, default: 'idx_embeddings_vector', help: 'the vector index to rebuild' }),
+  field({ key: 'jobs.reindex-vector.change_threshold', type: 'ratio', parse: (v) => parseNumber(v, 0, 10), default: 0.2, help: 'rebuild when rows inserted/updated/deleted since the last build exceed this share of the table' }),
+  field({ key: 'jobs.reindex-vector.maintenance_work_mem', type: 'size', parse: parseMemorySize, default: undefined, help: "maintenance_work_mem of the rebuild's session, e.g. 2GB (an HNSW build is much faster when the graph fits); default: the server's" }),
+  field({ key: 'jobs.reindex-vector.lists_growth_factor', type: 'number', parse: (v) => parseNumber(v, 1, 100), default: 2, help: 'IVFFlat: rebuild with new lists when rows/1000 (sqrt(rows) above 1M rows) exceeds this factor times the current lists' }),
+  field({ key: 'jobs.log-retention.retention', type: 'duration', parse: positiveAge, default: '30d', help: 'query_performance_log rows older than this move to the archive' }),
+  field({ key: 'jobs.log-retention.archive_retention', type: 'duration', parse: positiveAge, default: '365d', help: 'archived rows older than this are deleted' }),
+  field({ key: 'jobs.log-retention.batch_size', type: 'int', parse: (v) => parseInteger(v, 1, 1_000_000), default: 5000, help: 'rows moved per transaction where rows move (converting an unpartitioned log, leftovers of the DEFAULT partitions); whole days move by partition' }),
+  field({ key: 'jobs.log-retention.partitions_ahead', type: 'int', parse: (v) => parseInteger(v, 1, 90), default: 7, help: 'days of query log partitions kept ahead of today (UTC)' }),
+  field({ key: 'jobs.log-retention.batch_pause', type: 'duration', parse: parseDuration, default: '50ms', help: 'pause between batches' }),
+  field({ key: 'jobs.backup.directory', type: 'path', parse: parseString, default: '/var/lib/pgvector-exporter/backups', env: 'BACKUP_DIRECTORY', help: 'where dumps are written' }),
+  field({ key: 'jobs.backup.retention', type: 'duration', parse: positiveAge, default: '30d', help: 'dumps older than this are deleted' }),
+  field({ key: 'jobs.backup.pg_dump', type: 'path', parse: parseString, default: 'pg_dump', env: 'PG_DUMP_PATH', help: 'pg_dump binary (its major version must be >= the server)' }),
+  field({ key: 'jobs.backup.pg_restore', type: 'path', parse: parseString, default: 'pg_restore', env: 'PG_RESTORE_PATH', help: 'pg_restore binary used to verify each dump' }),
 ];
 
-export interface CollectorConfig {
-  enabled: boolean;
-  interval: number;
-  timeout: number;
-}
+/** One field as a nested object type: "a.b.c" of type T -> { a: { b: { c: T } } }, c optional when `Optional`. */
+type Nest<K extends string, T, Optional extends boolean> = K extends `${infer Head}.${infer Rest}`
+  ? { [P in Head]: Nest<Rest, T, Optional> }
+  : Optional extends true
+    ? { [P in K]?: T }
+    : { [P in K]: T };
 
-export interface JobConfig {
-  enabled: boolean;
-  schedule: string;
-  timezone: string;
-  lock_timeout: number;
-  statement_timeout: number;
-}
+/** A field without a default (undefined) may be absent; every other field always has a value. */
+type FieldObject<F> = F extends FieldSpec<infer K, infer T, infer D> ? Nest<K, T, undefined extends D ? true : false> : never;
 
-/** Durations are milliseconds. */
-export interface Config {
-  database_url?: string;
-  log_level: (typeof LOG_LEVELS)[number];
-  log_format: (typeof LOG_FORMATS)[number];
-  instance_name?: string;
-  web: { listen_address: string; config_file?: string; telemetry_path: string; probes_without_auth: boolean };
-  database: { pool_max: number; connect_timeout: number; reconnect_max_backoff: number };
-  app: { application_name: string; pool_max: number };
-  managed_tables: string[];
-  expected_indexes: string[];
-  schema: string;
-  collectors: Record<CollectorName, CollectorConfig>;
-  custom_collectors: { files: string[]; interval: number; timeout: number; series_limit: number };
-  extend: { query_path?: string };
-  connections: { top_applications: number };
-  query_log: { buckets: number[]; query_types: string[]; lookback: number; batch_rows: number };
-  embeddings: { dimensions: number; models: string[] };
-  embedding_failures: { grace_period: number };
-  recall: { sample_size: number; top_k: number; ef_search: number; probes: number; indexes: string[] };
-  statements: { top_n: number; query_text: boolean };
-  jobs: {
-    enabled: boolean;
-    api_token?: string;
-    window: { start?: string; end?: string; timezone: string };
-    analyze: JobConfig;
-    'vacuum-analyze': JobConfig;
-    'reindex-vector': JobConfig & { index: string; change_threshold: number; lists_growth_factor: number; maintenance_work_mem?: string };
-    'log-retention': JobConfig & { retention: number; archive_retention: number; batch_size: number; batch_pause: number; partitions_ahead: number };
-    backup: JobConfig & { directory: string; retention: number; pg_dump: string; pg_restore: string };
-  };
-}
+type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
+
+/** Flattens the intersections into one plain object type (readable in editors and error messages). */
+type Simplify<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]: Simplify<T[K]> } : T;
+
+/** The nested, typed settings a list of fields describes: what loadConfig returns. */
+export type ConfigOf<Fields extends readonly FieldSpec[]> = Simplify<UnionToIntersection<FieldObject<Fields[number]>>>;
+
+/** The validated settings, derived from FIELDS. Durations are milliseconds. */
+export type Config = ConfigOf<typeof FIELDS>;
+
+export type CollectorConfig = Config['collectors'][CollectorName];
+export type JobConfig = Config['jobs'][JobName];

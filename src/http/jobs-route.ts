@@ -1,5 +1,5 @@
 import type { Express, Request } from 'express';
-import type { JobName } from '../config/schema.js';
+import type { JobName } from '../jobs/index.js';
 import type { RunRequest, RunResult } from '../jobs/runner.js';
 import type { Logger } from '../log.js';
 import { bearerCheck } from './bearer-token.js';

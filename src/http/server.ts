@@ -21,8 +21,6 @@ export interface HttpOptions {
   /** With basic auth on: /healthz and /readyz answer without credentials (Kubernetes probes send none). Default true. */
   probesWithoutAuth?: boolean;
   log: Logger;
-  /** Extra routes, mounted behind the same auth. */
-  extraRoutes?: (app: Express) => void;
   /** Routes that authenticate themselves (POST /jobs/<name>/run: bearer token), mounted before basic auth. */
   selfAuthenticatedRoutes?: (app: Express) => void;
 }
@@ -75,7 +73,6 @@ export function createApp(options: HttpOptions): Express {
     }
   });
   app.get('/', (_req, res) => void res.type('html').send(landingPage(options.telemetryPath)));
-  options.extraRoutes?.(app);
   app.use((_req, res) => void res.status(404).type('text/plain').send('not found\n'));
   // Last: express's own handler would answer a malformed path (a %zz that does not decode) with the
   // stack trace in the body outside NODE_ENV=production. One line, no stack, in the body and the log.

@@ -1,53 +1,90 @@
-import { JOB_NAMES, type Config, type JobName } from '../config/schema.js';
+import type pg from 'pg';
+import type { ConnectionSettings } from '../db/connection.js';
+import { createPool, type PoolOptions } from '../db/pool.js';
+import type { Logger } from '../log.js';
 import { analyzeJob } from './analyze.js';
-import { backupJob } from './backup.js';
+import { backupJob, type BackupOptions } from './backup.js';
 import type { Job } from './job.js';
-import { logRetentionJob } from './log-retention.js';
-import { reindexVectorJob } from './reindex-vector.js';
-import type { JobTimeouts } from './runner.js';
+import { logRetentionJob, type LogRetentionOptions } from './log-retention.js';
+import type { MaintenanceWindow } from './maintenance-window.js';
+import { reindexVectorJob, type ReindexVectorOptions } from './reindex-vector.js';
+import { JobRunner, type JobTimeouts, type RunObserver } from './runner.js';
 import { vacuumAnalyzeJob } from './vacuum-analyze.js';
 
-/** The one list of maintenance jobs, built from the validated config; order = JOB_NAMES. */
-export function createJobs(config: Config): Job[] {
-  const tables = { schema: config.schema, tables: config.managed_tables };
-  const reindex = config.jobs['reindex-vector'];
-  const retention = config.jobs['log-retention'];
-  const backup = config.jobs.backup;
-  const byName: Record<JobName, Job> = {
-    analyze: analyzeJob(tables),
-    'vacuum-analyze': vacuumAnalyzeJob(tables),
-    'reindex-vector': reindexVectorJob({
-      schema: config.schema,
-      index: reindex.index,
-      changeThreshold: reindex.change_threshold,
-      listsGrowthFactor: reindex.lists_growth_factor,
-      maintenanceWorkMem: reindex.maintenance_work_mem,
-      alterLockTimeoutMs: Math.min(reindex.lock_timeout || 5000, 5000),
-    }),
-    'log-retention': logRetentionJob({
-      schema: config.schema,
-      retentionMs: retention.retention,
-      archiveRetentionMs: retention.archive_retention,
-      batchSize: retention.batch_size,
-      batchPauseMs: retention.batch_pause,
-      partitionsAhead: retention.partitions_ahead,
-    }),
-    backup: backupJob({
-      directory: backup.directory,
-      retentionMs: backup.retention,
-      pgDump: backup.pg_dump,
-      pgRestore: backup.pg_restore,
-      lockTimeoutMs: backup.lock_timeout,
-      timeoutMs: backup.statement_timeout,
-    }),
-  };
-  return JOB_NAMES.map((name) => byName[name]);
+/** What the jobs need to know, as plain options (commands/assembly.ts builds them from the config). */
+export interface JobsOptions {
+  /** Schema of the RAG tables. */
+  schema: string;
+  /** Tables that analyze and vacuum-analyze maintain. */
+  managedTables: readonly string[];
+  reindexVector: Omit<ReindexVectorOptions, 'schema'>;
+  logRetention: Omit<LogRetentionOptions, 'schema'>;
+  backup: BackupOptions;
 }
 
-export function jobTimeouts(config: Config): (job: JobName) => JobTimeouts {
-  return (job) => ({ lockTimeoutMs: config.jobs[job].lock_timeout, statementTimeoutMs: config.jobs[job].statement_timeout });
+/**
+ * The one list of maintenance jobs: name -> factory. Adding a job is a new file, one line here, its
+ * schedule defaults in config/schema.ts (the compiler asks for them), a test and a runbook.
+ */
+export const JOB_FACTORIES = {
+  analyze: (o: JobsOptions) => analyzeJob({ schema: o.schema, tables: o.managedTables }),
+  'vacuum-analyze': (o: JobsOptions) => vacuumAnalyzeJob({ schema: o.schema, tables: o.managedTables }),
+  'reindex-vector': (o: JobsOptions) => reindexVectorJob({ schema: o.schema, ...o.reindexVector }),
+  'log-retention': (o: JobsOptions) => logRetentionJob({ schema: o.schema, ...o.logRetention }),
+  backup: (o: JobsOptions) => backupJob(o.backup),
+} satisfies Record<string, (options: JobsOptions) => Job>;
+
+export type JobName = keyof typeof JOB_FACTORIES;
+
+/** Every job's name, in JOB_FACTORIES order. */
+export const JOB_NAMES = Object.keys(JOB_FACTORIES) as JobName[];
+
+export function isJobName(name: string): name is JobName {
+  return Object.hasOwn(JOB_FACTORIES, name);
 }
 
-export function enabledJobNames(config: Config): JobName[] {
-  return JOB_NAMES.filter((name) => config.jobs[name].enabled);
+/** Every job, in JOB_NAMES order. */
+export function createJobs(options: JobsOptions): Job[] {
+  return JOB_NAMES.map((name) => JOB_FACTORIES[name](options));
+}
+
+/** Everything a JobRunner is built from, the same for serve and `jobs run`. */
+export interface JobRunnerSettings {
+  jobs: JobsOptions;
+  timeouts: Record<JobName, JobTimeouts>;
+  window: MaintenanceWindow;
+  /** This sidecar's name in maintenance_log.host and in the jobs' application_name. */
+  host: string;
+  connectTimeoutMs: number;
+  /** The runner's own small pool, for maintenance_log and lock look-ups (never the collectors' connections). */
+  pool: PoolOptions;
+}
+
+export interface CreatedJobRunner {
+  runner: JobRunner;
+  pool: pg.Pool;
+  /** Ends the runner's pool (after runner.shutdown() or a finished run). */
+  close(): Promise<void>;
+}
+
+/** The one way a JobRunner is built: serve (through JobService), `jobs run` and the tests. */
+export function createJobRunner(
+  settings: JobRunnerSettings,
+  connection: ConnectionSettings,
+  log: Logger,
+  extra: { observer?: RunObserver; logResults?: boolean } = {},
+): CreatedJobRunner {
+  const pool = createPool(connection, settings.pool, log);
+  const runner = new JobRunner({
+    jobs: createJobs(settings.jobs),
+    timeouts: (job) => settings.timeouts[job],
+    connection,
+    pool,
+    host: settings.host,
+    window: settings.window,
+    log,
+    connectTimeoutMs: settings.connectTimeoutMs,
+    ...extra,
+  });
+  return { runner, pool, close: () => pool.end().catch(() => undefined) };
 }

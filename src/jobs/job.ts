@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { JobName } from '../config/schema.js';
+import type { JobName } from './index.js';
 import type { ConnectionSettings } from '../db/connection.js';
 import type { Logger } from '../log.js';
 

@@ -5,7 +5,7 @@ import { JobFailure, type JobContext, type JobPlan } from './job.js';
 
 export interface ManagedTablesOptions {
   schema: string;
-  tables: string[];
+  tables: readonly string[];
 }
 
 export interface ResolvedTables {

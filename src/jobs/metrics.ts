@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { JobName } from '../config/schema.js';
+import type { JobName } from './index.js';
 import type { JobHistory } from './maintenance-log.js';
 import type { RunObserver, RunResult } from './runner.js';
 

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { JobName } from '../config/schema.js';
+import type { JobName } from './index.js';
 import type { ConnectionSettings } from '../db/connection.js';
 import { describeDatabaseError } from '../db/errors.js';
 import type { Logger } from '../log.js';
@@ -87,7 +87,7 @@ export class JobRunner {
   private readonly jobs: Map<string, Job>;
   private readonly active = new Map<string, ActiveRun>();
   private stopping = false;
-  private observer?: RunObserver;
+  private readonly observer?: RunObserver;
 
   constructor(private readonly options: RunnerOptions) {
     this.jobs = new Map(options.jobs.map((j) => [j.name, j]));
@@ -100,11 +100,6 @@ export class JobRunner {
 
   isRunning(name: string): boolean {
     return this.active.has(name);
-  }
-
-  /** Attach the metrics after construction (serve builds the registry after the routes). */
-  observe(observer: RunObserver): void {
-    this.observer = observer;
   }
 
   async run(name: JobName, request: RunRequest): Promise<RunResult> {

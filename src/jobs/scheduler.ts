@@ -1,5 +1,5 @@
 import cron, { type ScheduledTask } from 'node-cron';
-import type { JobName } from '../config/schema.js';
+import type { JobName } from './index.js';
 import type { Logger } from '../log.js';
 import type { JobMetrics } from './metrics.js';
 import type { JobRunner } from './runner.js';

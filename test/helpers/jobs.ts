@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
+import { jobRunnerSettings } from '../../src/commands/assembly.js';
 import { resolveConnection } from '../../src/db/connection.js';
-import { createPool } from '../../src/db/pool.js';
-import { createJobs, jobTimeouts } from '../../src/jobs/index.js';
-import { JobRunner, type RunnerOptions } from '../../src/jobs/runner.js';
+import { createJobRunner } from '../../src/jobs/index.js';
+import type { JobRunner, RunObserver } from '../../src/jobs/runner.js';
 import { createLogger } from '../../src/log.js';
 
 /** The default config, adjusted by the test. */
@@ -20,23 +20,18 @@ export interface TestRunner {
   close(): Promise<void>;
 }
 
-/** A runner as serve or `jobs run` builds it, against the test database, as sidecar `host`. */
-export function testRunner(url: string, config: Config, host = 'test-sidecar', extra: Partial<RunnerOptions> = {}): TestRunner {
+/** A runner as serve and `jobs run` build it (createJobRunner), against the test database, as sidecar `host`. */
+export function testRunner(url: string, config: Config, host = 'test-sidecar', extra: { observer?: RunObserver } = {}): TestRunner {
   const connection = resolveConnection(url, {});
   const log = createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : (process.env.TEST_LOG_LEVEL as 'info'));
-  const pool = createPool(connection, { applicationName: `test-jobs ${host}`, max: 3, connectTimeoutMs: 5000 }, log);
-  const runner = new JobRunner({
-    jobs: createJobs(config),
-    timeouts: jobTimeouts(config),
+  const settings = jobRunnerSettings(config);
+  const { runner, pool, close } = createJobRunner(
+    { ...settings, host, connectTimeoutMs: 5000, pool: { ...settings.pool, applicationName: `test-jobs ${host}`, max: 3, connectTimeoutMs: 5000 } },
     connection,
-    pool,
-    host,
-    window: config.jobs.window,
     log,
-    connectTimeoutMs: 5000,
-    ...extra,
-  });
-  return { runner, pool, close: () => pool.end() };
+    extra,
+  );
+  return { runner, pool, close };
 }
 
 /** A random 3,072-dimension vector in pgvector's text form. */

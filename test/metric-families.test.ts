@@ -1,0 +1,76 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedCorpus } from '../src/demo/corpus.js';
+import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { eventually, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
+
+/**
+ * "No behaviour change" for /metrics, checked: one `serve` (every collector on, the scheduler on)
+ * against a seeded demo corpus publishes exactly the families, types and label names of the committed
+ * golden file test/golden/metric-families.txt. A change that adds, drops, retypes or relabels a family
+ * shows up as a diff of that file; regenerate it on purpose with
+ *   UPDATE_GOLDEN=1 npx vitest run test/metric-families.test.ts
+ * and say why in the commit. (Values and label values are not compared: they depend on the data.)
+ * prom-client's process_* and nodejs_* defaults are left out: they depend on the platform.
+ */
+const GOLDEN = new URL('./golden/metric-families.txt', import.meta.url);
+const PLATFORM_PREFIXES = ['process_', 'nodejs_'];
+
+const COLLECTORS = ['connectivity', 'database', 'replication', 'connections', 'tables', 'indexes', 'health', 'query_log', 'embeddings', 'embedding_failures', 'recall', 'statements'];
+
+/** `name type label,label` per family, sorted: the families of a scrape with the label names their samples carry. */
+export function familySignature(text: string): string[] {
+  const types = new Map<string, string>();
+  for (const match of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) types.set(match[1]!, match[2]!);
+  const labels = new Map<string, Set<string>>([...types.keys()].map((name) => [name, new Set<string>()]));
+  for (const line of text.split('\n')) {
+    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? \S+$/.exec(line);
+    if (!sample) continue;
+    const name = sample[1]!;
+    const family = types.has(name) ? name : name.replace(/_(bucket|sum|count)$/, '');
+    const set = labels.get(family);
+    if (!set) continue;
+    for (const label of (sample[2] ?? '').matchAll(/(\w+)="(?:[^"\\]|\\.)*"/g)) if (label[1] !== 'le') set.add(label[1]!);
+  }
+  return [...types.entries()]
+    .filter(([name]) => !PLATFORM_PREFIXES.some((p) => name.startsWith(p)))
+    .map(([name, type]) => `${name} ${type} ${[...labels.get(name)!].sort().join(',')}`.trimEnd())
+    .sort();
+}
+
+describe('the families and label names of one serve', () => {
+  let db: TestDatabase;
+  let serve: ServeProcess;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedCorpus(db.pool, { documents: 300, seed: 7 });
+    // Traffic every collector can see: logged queries of each kind, and one vector search.
+    await db.pool.query(
+      `INSERT INTO query_performance_log (query_type, duration_ms) SELECT t, 12.5 FROM unnest(ARRAY['vector_search','hybrid_search','insert','odd']) t`,
+    );
+    await db.pool.query('SELECT id FROM chunk_embeddings ORDER BY embedding::halfvec(3072) <=> (SELECT embedding FROM chunk_embeddings LIMIT 1)::halfvec(3072) LIMIT 5');
+    const collectors = COLLECTORS.map((name) => `  ${name}: { enabled: true, interval: 500ms, timeout: 20s }`).join('\n');
+    serve = await startServe(['--database-url', db.url, '--config', writeConfig(`collectors:\n${collectors}\n`)]);
+  });
+  afterAll(async () => {
+    await serve?.stop();
+    await db?.drop();
+  });
+
+  it('match test/golden/metric-families.txt', async () => {
+    // Wait for the state compared: every collector has polled successfully at least once.
+    const text = await eventually(
+      async () => {
+        const body = await serve.metrics();
+        const ok = COLLECTORS.every((name) => new RegExp(`^pgvector_exporter_collector_success\\{collector="${name}"\\} 1$`, 'm').test(body));
+        return ok ? body : undefined;
+      },
+      'every collector polled successfully',
+      90_000,
+      500,
+    );
+    const signature = `${familySignature(text).join('\n')}\n`;
+    if (process.env.UPDATE_GOLDEN) writeFileSync(GOLDEN, signature);
+    expect(signature).toBe(readFileSync(GOLDEN, 'utf8'));
+  });
+});
