@@ -58,9 +58,11 @@ describe('the families and label names of one serve', () => {
   });
 
   it('match test/golden/metric-families.txt', async () => {
-    // Wait for the state compared: every collector has polled successfully at least once.
+    // Wait for the state compared: every collector has finished its first poll (/readyz), and the ones
+    // configured here have succeeded at least once.
     const text = await eventually(
       async () => {
+        if ((await fetch(`${serve.url}/readyz`)).status !== 200) return undefined;
         const body = await serve.metrics();
         const ok = COLLECTORS.every((name) => new RegExp(`^pgvector_exporter_collector_success\\{collector="${name}"\\} 1$`, 'm').test(body));
         return ok ? body : undefined;
