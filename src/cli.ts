@@ -114,7 +114,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     args = parseCommandArgs(command, rest);
   } catch (err) {
-    process.stderr.write(`pgvector-exporter ${name}: ${(err as Error).message}\n`);
+    // node's parseArgs words some refusals over several lines (a value that starts with "-"): one line here.
+    process.stderr.write(`pgvector-exporter ${name}: ${(err as Error).message.replace(/\s*\n\s*/g, ' ').trim()}\n`);
     return 2;
   }
   if (args.values.help) {
