@@ -42,7 +42,7 @@ describe('job metrics', () => {
     metrics.started('vacuum-analyze');
     metrics.finished(result('vacuum-analyze', 'skipped', new Date(), { skipReason: 'already-running' }));
     expect(await value(registry, 'rag_maintenance_job_running', { job_name: 'vacuum-analyze' })).toBe(1);
-    metrics.finished(result('vacuum-analyze', 'success', new Date(), { backupSizeBytes: undefined }));
+    metrics.finished(result('vacuum-analyze', 'success', new Date()));
     expect(await value(registry, 'rag_maintenance_job_running', { job_name: 'vacuum-analyze' })).toBe(0);
   });
 });

@@ -114,11 +114,12 @@ describe('serve follows the database going away and coming back', () => {
     expect(serve.child.exitCode).toBeNull();
   });
 
-  it('stops cleanly on SIGTERM within a few seconds', async () => {
-    const { code, ms } = await serve.stop();
+  it('stops cleanly on SIGTERM, within its shutdown grace', async () => {
+    const { code } = await serve.stop();
+    // A shutdown that overran the grace period exits 1 with "shutdown did not finish in time": exit 0 says it did not.
     expect(code).toBe(0);
-    expect(ms).toBeLessThan(6000);
     expect(serve.logs()).toContain('"msg":"stopped"');
+    expect(serve.logs()).not.toContain('shutdown did not finish in time');
   });
 });
 

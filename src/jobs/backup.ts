@@ -67,8 +67,8 @@ export function backupJob(options: BackupOptions): Job {
           for (const name of expired) await unlink(join(options.directory, name)).catch(() => undefined);
           return {
             message: `dumped ${database} to ${target} (${size} bytes, ${entries} archive entries verified); deleted ${expired.length} expired dump(s)`,
+            // size_bytes is also rag_backup_last_size_bytes (jobs/metrics.ts), now and after a restart.
             details: { size_bytes: size, archive_entries: entries, deleted: expired },
-            backupSizeBytes: size,
           };
         },
       };

@@ -52,9 +52,8 @@ export interface JobPlan {
 
 export interface JobOutcome {
   message: string;
+  /** What the run did, job-specific (the backup's size_bytes, the tables analysed): into maintenance_log.details. */
   details: Record<string, unknown>;
-  /** Size of the backup written, for rag_backup_last_size_bytes. */
-  backupSizeBytes?: number;
 }
 
 /** A job that did part of its work and then failed: the details say what was done. */

@@ -87,9 +87,11 @@ export class JobMetrics implements RunObserver {
     this.advance(this.lastRun, this.lastRunSeconds, job, result.finishedAt);
     if (result.result !== 'skipped') this.duration.observe({ job_name: job }, result.durationSeconds);
     if (result.result === 'success') this.advance(this.lastSuccess, this.lastSuccessSeconds, job, result.finishedAt);
-    if (result.backupSizeBytes !== undefined) {
-      this.backupSizeBytes = result.backupSizeBytes;
-      this.backupSize.set(result.backupSizeBytes);
+    // The backup job's own result, carried in its details (as maintenance_log keeps it for applyHistory).
+    const size = result.details.size_bytes;
+    if (job === 'backup' && result.result === 'success' && typeof size === 'number') {
+      this.backupSizeBytes = size;
+      this.backupSize.set(size);
     }
   }
 }

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import type { JobName } from './index.js';
 import type { ConnectionSettings } from '../db/connection.js';
-import { describeDatabaseError } from '../db/errors.js';
+import { describeDatabaseError, errorCode } from '../db/errors.js';
 import type { Logger } from '../log.js';
 import { advisoryLockHolder, jobLockKey, releaseAdvisoryLock, tryAdvisoryLock } from './advisory-lock.js';
 import type { Job, JobContext, JobPlan, JobProgress } from './job.js';
@@ -44,7 +44,6 @@ export interface RunResult {
   durationSeconds: number;
   /** maintenance_log.id of the run's row, when one was written. */
   logId?: number;
-  backupSizeBytes?: number;
 }
 
 /** The metrics side (jobs/metrics.ts); the runner itself does not import prom-client. */
@@ -74,12 +73,28 @@ export interface RunnerOptions {
   logResults?: boolean;
 }
 
-interface ActiveRun {
-  since: Date;
+/** What stop() needs of a run in progress: its signal, and the server pid of its session once open. */
+interface RunHandle {
   controller: AbortController;
   backendPid?: number;
+}
+
+interface ActiveRun extends RunHandle {
+  since: Date;
   done: Promise<RunResult>;
 }
+
+/** How a run ended, before the runner adds the job, times and request to make it a RunResult. */
+interface Outcome {
+  result: RunResultKind;
+  message: string;
+  details: Record<string, unknown>;
+  skipReason?: SkipReason;
+  statements?: string[];
+}
+
+/** The database's answer to "may this run go ahead?": the lock is ours, or why not. */
+type LockOutcome = { acquired: true } | { acquired: false; reason: SkipReason; message: string };
 
 const STATUS_OF: Record<RunResultKind, 'success' | 'failed' | 'skipped'> = { success: 'success', failure: 'failed', skipped: 'skipped' };
 
@@ -106,19 +121,19 @@ export class JobRunner {
     const startedAt = new Date();
     const job = this.jobs.get(name);
     const base = baseDetails(request);
-    if (!job) return finished(name, startedAt, 'failure', `unknown job "${name}"`, base, request);
+    if (!job) return finished(name, startedAt, request, { result: 'failure', message: `unknown job "${name}"`, details: base });
     const early = this.refuseEarly(name, request, startedAt);
     if (early) {
-      const result = finished(name, startedAt, 'skipped', early.message, base, request, early.reason);
+      const result = finished(name, startedAt, request, { result: 'skipped', message: early.message, details: base, skipReason: early.reason });
       if (!request.dryRun) await this.recordSkip(result);
       return this.report(result);
     }
-    const controller = new AbortController();
-    const entry: ActiveRun = { since: startedAt, controller, done: undefined as unknown as Promise<RunResult> };
-    this.active.set(name, entry); // synchronously after the check: no second run can slip in
+    const handle: RunHandle = { controller: new AbortController() };
+    const done = this.execute(job, request, handle, startedAt).finally(() => this.active.delete(name));
+    // Set before any await since the check above: no second run can slip in.
+    this.active.set(name, Object.assign(handle, { since: startedAt, done }));
     if (!request.dryRun) this.observer?.started(name);
-    entry.done = this.execute(job, request, entry, startedAt).finally(() => this.active.delete(name));
-    return this.report(await entry.done);
+    return this.report(await done);
   }
 
   /**
@@ -150,70 +165,130 @@ export class JobRunner {
     return undefined;
   }
 
-  private async execute(job: Job, request: RunRequest, entry: ActiveRun, startedAt: Date): Promise<RunResult> {
-    const { log, host } = this.options;
+  /**
+   * The steps of one run: open the job's session, acquire the lock, record the start, plan and run,
+   * record the end. A dry run only opens a session and plans.
+   */
+  private async execute(job: Job, request: RunRequest, handle: RunHandle, startedAt: Date): Promise<RunResult> {
     const base = baseDetails(request);
+    const end = (outcome: Outcome) => finished(job.name, startedAt, request, outcome);
     let client: pg.Client;
     try {
-      client = await this.connect(job.name);
+      client = await this.openSession(job.name, handle);
     } catch (err) {
-      return finished(job.name, startedAt, 'failure', `cannot connect: ${describeDatabaseError(err, this.options.connection.description)}`, base, request);
+      return end({ result: 'failure', message: `cannot connect: ${describeDatabaseError(err, this.options.connection.description)}`, details: base });
     }
     const key = jobLockKey(job.name);
     let locked = false;
     let logId: number | undefined;
-    let plan: JobPlan | undefined;
     let result: RunResult;
     try {
-      entry.backendPid = await backendPid(client);
       if (!request.dryRun) {
-        const refusal = await this.refuseOnDatabase(client, job.name, request, key);
-        if (refusal === 'locked-by-us') locked = true;
-        else return await this.skippedByDatabase(job.name, startedAt, base, request, refusal);
-        const interrupted = await failInterruptedRuns(this.options.pool, job.name, host);
-        if (interrupted > 0) log.warn({ job: job.name, rows: interrupted }, 'marked runs that never finished as failed');
-        // The backend's pid lets another sidecar tell a SIGKILLed run (session gone) from a live one.
-        logId = await insertRunning(this.options.pool, job.name, host, { ...base, backend_pid: entry.backendPid });
+        const lock = await this.acquireLock(client, job.name, request, key);
+        if (!lock.acquired) return await this.skippedByDatabase(end({ result: 'skipped', message: lock.message, details: base, skipReason: lock.reason }));
+        locked = true;
+        logId = await this.recordStart(job.name, base, handle.backendPid);
       }
-      await this.setTimeouts(client, job.name);
-      const ctx: JobContext = {
-        client,
-        connection: this.options.connection,
-        force: request.force ?? false,
-        log: log.child({ job: job.name }),
-        signal: entry.controller.signal,
-        progress: (event) => {
-          log.debug({ job: job.name, ...event }, 'job progress');
-          request.progress?.(event);
-        },
-      };
-      plan = await job.plan(ctx);
-      const planned = { ...base, ...plan.details };
-      if (request.dryRun) {
-        result = finished(job.name, startedAt, 'success', `dry run, nothing changed: ${plan.reason}`, planned, request, undefined, plan.statements);
-      } else if (!plan.needed) {
-        result = finished(job.name, startedAt, 'success', `nothing to do: ${plan.reason}`, planned, request, undefined, plan.statements);
-      } else {
-        const outcome = await plan.execute();
-        result = finished(job.name, startedAt, 'success', outcome.message, { ...planned, ...outcome.details }, request, undefined, plan.statements);
-        result.backupSizeBytes = outcome.backupSizeBytes;
-      }
+      result = end(await this.planAndRun(job, client, request, handle, base));
     } catch (err) {
-      const e = err as { code?: string; details?: Record<string, unknown> };
-      const details = { ...base, ...(plan?.details ?? {}), ...(e.details ?? {}), ...(e.code ? { error_code: e.code } : {}) };
-      result = finished(job.name, startedAt, 'failure', describeDatabaseError(err), details, request, undefined, plan?.statements ?? []);
+      // Only the lock and recordStart get here: planAndRun turns its own errors into a failure.
+      result = end({ result: 'failure', message: describeDatabaseError(err), details: { ...base, ...errorDetails(err) } });
     } finally {
       if (locked) await releaseAdvisoryLock(client, key).catch(() => undefined);
       await client.end().catch(() => undefined);
     }
-    if (logId !== undefined) {
-      result.logId = logId;
-      const details = { ...result.details, duration_seconds: round(result.durationSeconds) };
-      await finishRun(this.options.pool, logId, STATUS_OF[result.result], result.message, details).catch((err: unknown) =>
-        log.error({ job: job.name, error: describeDatabaseError(err) }, 'could not record the result in maintenance_log'),
-      );
-    }
+    if (logId !== undefined) await this.recordEnd(logId, result);
     return result;
+  }
+
+  /** The job's own session, outside any transaction; its server pid goes into the handle, for shutdown(). */
+  private async openSession(job: JobName, handle: RunHandle): Promise<pg.Client> {
+    const client = await this.connect(job);
+    try {
+      handle.backendPid = await backendPid(client);
+      return client;
+    } catch (err) {
+      await client.end().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Whether this run may go ahead: not on a standby, the job's advisory lock free (taken on `client`,
+   * and then held until the run ends), and, for a scheduled run, its cron slot not already run elsewhere.
+   */
+  private async acquireLock(client: pg.Client, job: JobName, request: RunRequest, key: string): Promise<LockOutcome> {
+    const { rows } = await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
+    if (rows[0]!.standby) return { acquired: false, reason: 'standby', message: 'the server is a standby (pg_is_in_recovery()); maintenance runs on the primary' };
+    if (!(await tryAdvisoryLock(client, key))) {
+      const [holder, running] = await Promise.all([
+        advisoryLockHolder(this.options.pool, key).catch(() => undefined),
+        runningSince(this.options.pool, job).catch(() => undefined),
+      ]);
+      const who = holder ? `pid ${holder.pid} "${holder.applicationName}"${holder.clientAddr ? ` from ${holder.clientAddr}` : ''}` : 'another session';
+      const since = running ? `, running on ${running.host ?? 'an unnamed host'} since ${running.started_at.toISOString()}` : '';
+      return { acquired: false, reason: 'locked', message: `another instance holds the job's advisory lock (${who}${since})` };
+    }
+    if (request.scheduledFor) {
+      const slot = request.scheduledFor.toISOString();
+      const ran = await findSlotRun(this.options.pool, job, slot);
+      if (ran) {
+        await releaseAdvisoryLock(client, key);
+        return { acquired: false, reason: 'already-ran', message: `the run scheduled for ${slot} already ran on ${ran.host ?? 'another instance'} (${ran.status})` };
+      }
+    }
+    return { acquired: true };
+  }
+
+  /** Closes runs of this job left `running` by this host's earlier process, then writes this run's `running` row. */
+  private async recordStart(job: JobName, base: Record<string, unknown>, backendPid: number | undefined): Promise<number> {
+    const { pool, host, log } = this.options;
+    const interrupted = await failInterruptedRuns(pool, job, host);
+    if (interrupted > 0) log.warn({ job, rows: interrupted }, 'marked runs that never finished as failed');
+    // The backend's pid lets another sidecar tell a SIGKILLed run (session gone) from a live one.
+    return insertRunning(pool, job, host, { ...base, backend_pid: backendPid });
+  }
+
+  /**
+   * Sets the job's timeouts on its session, plans, then (unless a dry run, or nothing is needed)
+   * executes the plan; never throws.
+   */
+  private async planAndRun(job: Job, client: pg.Client, request: RunRequest, handle: RunHandle, base: Record<string, unknown>): Promise<Outcome> {
+    const { log } = this.options;
+    const ctx: JobContext = {
+      client,
+      connection: this.options.connection,
+      force: request.force ?? false,
+      log: log.child({ job: job.name }),
+      signal: handle.controller.signal,
+      progress: (event) => {
+        log.debug({ job: job.name, ...event }, 'job progress');
+        request.progress?.(event);
+      },
+    };
+    let plan: JobPlan | undefined;
+    try {
+      await this.setTimeouts(client, job.name);
+      plan = await job.plan(ctx);
+      const planned = { ...base, ...plan.details };
+      const { statements } = plan;
+      if (request.dryRun) return { result: 'success', message: `dry run, nothing changed: ${plan.reason}`, details: planned, statements };
+      if (!plan.needed) return { result: 'success', message: `nothing to do: ${plan.reason}`, details: planned, statements };
+      const outcome = await plan.execute();
+      return { result: 'success', message: outcome.message, details: { ...planned, ...outcome.details }, statements };
+    } catch (err) {
+      const details = { ...base, ...(plan?.details ?? {}), ...errorDetails(err) };
+      return { result: 'failure', message: describeDatabaseError(err), details, statements: plan?.statements ?? [] };
+    }
+  }
+
+  /** The run's result and duration in its maintenance_log row. */
+  private async recordEnd(logId: number, result: RunResult): Promise<void> {
+    result.logId = logId;
+    const details = { ...result.details, duration_seconds: round(result.durationSeconds) };
+    await finishRun(this.options.pool, logId, STATUS_OF[result.result], result.message, details).catch((err: unknown) =>
+      this.options.log.error({ job: result.job, error: describeDatabaseError(err) }, 'could not record the result in maintenance_log'),
+    );
   }
 
   private async connect(job: JobName): Promise<pg.Client> {
@@ -222,7 +297,7 @@ export class JobRunner {
       password: this.options.connection.client.password,
       // Visible in pg_stat_activity and in the skip reason of the replica that did not get the lock.
       application_name: `pgvector-exporter job ${job} (${this.options.host})`.slice(0, 63),
-      connectionTimeoutMillis: this.options.connection.client.connectionTimeoutMillis ?? this.options.connectTimeoutMs,
+      connectionTimeoutMillis: this.options.connectTimeoutMs,
     });
     client.on('error', (err) => this.options.log.warn({ job, error: describeDatabaseError(err) }, 'job connection failed'));
     await client.connect();
@@ -238,39 +313,9 @@ export class JobRunner {
     ]);
   }
 
-  private async refuseOnDatabase(client: pg.Client, job: JobName, request: RunRequest, key: string): Promise<'locked-by-us' | { reason: SkipReason; message: string }> {
-    const { rows } = await client.query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
-    if (rows[0]!.standby) return { reason: 'standby', message: 'the server is a standby (pg_is_in_recovery()); maintenance runs on the primary' };
-    if (!(await tryAdvisoryLock(client, key))) {
-      const [holder, running] = await Promise.all([
-        advisoryLockHolder(this.options.pool, key).catch(() => undefined),
-        runningSince(this.options.pool, job).catch(() => undefined),
-      ]);
-      const who = holder ? `pid ${holder.pid} "${holder.applicationName}"${holder.clientAddr ? ` from ${holder.clientAddr}` : ''}` : 'another session';
-      const since = running ? `, running on ${running.host ?? 'an unnamed host'} since ${running.started_at.toISOString()}` : '';
-      return { reason: 'locked', message: `another instance holds the job's advisory lock (${who}${since})` };
-    }
-    if (request.scheduledFor) {
-      const slot = request.scheduledFor.toISOString();
-      const ran = await findSlotRun(this.options.pool, job, slot);
-      if (ran) {
-        await releaseAdvisoryLock(client, key);
-        return { reason: 'already-ran', message: `the run scheduled for ${slot} already ran on ${ran.host ?? 'another instance'} (${ran.status})` };
-      }
-    }
-    return 'locked-by-us';
-  }
-
-  private async skippedByDatabase(
-    job: JobName,
-    startedAt: Date,
-    base: Record<string, unknown>,
-    request: RunRequest,
-    refusal: { reason: SkipReason; message: string },
-  ): Promise<RunResult> {
-    const result = finished(job, startedAt, 'skipped', refusal.message, base, request, refusal.reason);
+  private async skippedByDatabase(result: RunResult): Promise<RunResult> {
     // A standby is read-only: the skip is logged and counted, not written.
-    if (refusal.reason !== 'standby') await this.recordSkip(result);
+    if (result.skipReason !== 'standby') await this.recordSkip(result);
     return result;
   }
 
@@ -315,25 +360,22 @@ function baseDetails(request: RunRequest): Record<string, unknown> {
   };
 }
 
-function finished(
-  job: JobName,
-  startedAt: Date,
-  result: RunResultKind,
-  message: string,
-  details: Record<string, unknown>,
-  request: RunRequest,
-  skipReason?: SkipReason,
-  statements: string[] = [],
-): RunResult {
+/** A job's error as details: what a JobFailure says it did, and the SQLSTATE of a database error. */
+function errorDetails(err: unknown): Record<string, unknown> {
+  const code = errorCode(err);
+  return { ...((err as { details?: Record<string, unknown> }).details ?? {}), ...(code ? { error_code: code } : {}) };
+}
+
+function finished(job: JobName, startedAt: Date, request: RunRequest, outcome: Outcome): RunResult {
   const finishedAt = new Date();
   return {
     job,
-    result,
-    message,
-    details,
-    statements,
+    result: outcome.result,
+    message: outcome.message,
+    details: outcome.details,
+    statements: outcome.statements ?? [],
     dryRun: request.dryRun ?? false,
-    skipReason,
+    skipReason: outcome.skipReason,
     startedAt,
     finishedAt,
     durationSeconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,
