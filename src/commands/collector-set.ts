@@ -18,16 +18,16 @@ export interface CollectorSet {
   fingerprint: (name: string) => string;
 }
 
-/** The config sections the built-in collectors read (a change restarts them; other sections do not). */
-const BUILT_IN_SECTIONS = ['managed_tables', 'expected_indexes', 'schema', 'app', 'connections', 'query_log', 'embeddings', 'recall', 'statements'] as const;
-
 export function collectorSet(config: Config, registry: Registry): CollectorSet {
-  const builtIn = createCollectors(enabledCollectorNames(config), collectorsOptions(config));
+  const options = collectorsOptions(config);
+  const builtIn = createCollectors(enabledCollectorNames(config), options);
   const definitions = loadCustomCollectors(customCollectorsSources(config), ownedNames(builtIn, registry));
   const builtInSchedules = collectorSchedules(config);
   const schedules = new Map<string, CollectorSchedule>();
   const fingerprints = new Map<string, string>();
-  const shared = JSON.stringify(BUILT_IN_SECTIONS.map((key) => config[key]));
+  // The built-in collectors' options as the assembly hands them down: a change to them restarts the
+  // built-in collectors; a change elsewhere (jobs, web, a custom file) does not.
+  const shared = JSON.stringify(options);
   for (const collector of builtIn) {
     const schedule = builtInSchedules[collector.name as CollectorName];
     schedules.set(collector.name, schedule);
