@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { LocalCluster } from '../src/db/local-cluster.js';
+import { LocalCluster } from '../src/local-cluster/cluster.js';
 import { loadMigrations, migrate } from '../src/db/migrate.js';
 import { onCleanup } from './cleanup.js';
 

@@ -3,7 +3,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, LocalCluster } from '../src/db/local-cluster.js';
+import { freePort, LocalCluster } from '../src/local-cluster/cluster.js';
 import { migrate } from '../src/db/migrate.js';
 import { seedDocuments } from './helpers/seed.js';
 import { eventually, startServe, type ServeProcess } from './helpers/exporter.js';

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { primarySamples, replicationCollector, standbySamples } from '../src/collectors/replication.js';
 import type { Sample } from '../src/collectors/collector.js';
-import { LocalCluster } from '../src/db/local-cluster.js';
+import { LocalCluster } from '../src/local-cluster/cluster.js';
 import { migrate } from '../src/db/migrate.js';
 import { collectorContext, connect, exporterLogin, samplesOf, valueOf } from './helpers/collector-context.js';
 

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { Sample } from '../src/collectors/collector.js';
 import { isNormalizedStatement, QUERY_TEXT_MAX, statementsCollector } from '../src/collectors/statements.js';
-import { LocalCluster } from '../src/db/local-cluster.js';
+import { LocalCluster } from '../src/local-cluster/cluster.js';
 import { collectorContext, connect, samplesOf, undeclaredSamples, valueOf, useDatabaseClient } from './helpers/collector-context.js';
 
 const VECTOR_SEARCH = readFileSync(new URL('../sql/queries/vector_search.sql', import.meta.url), 'utf8');

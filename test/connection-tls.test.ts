@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConnection } from '../src/db/connection.js';
-import { LocalCluster } from '../src/db/local-cluster.js';
+import { LocalCluster } from '../src/local-cluster/cluster.js';
 import { withClient } from '../src/db/pool.js';
 import { describeDatabaseError } from '../src/db/errors.js';
 import { adminUrl } from './helpers/database.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LocalCluster } from '../src/db/local-cluster.js';
+import { LocalCluster } from '../src/local-cluster/cluster.js';
 import { migrate } from '../src/db/migrate.js';
 import { Scheduler } from '../src/jobs/scheduler.js';
 import { createLogger } from '../src/log.js';

@@ -11,7 +11,7 @@ import { postgresExporterFamilies } from '../src/collectors/collector.js';
 import { COLLECTOR_FACTORIES } from '../src/collectors/index.js';
 import { collectorsOptions } from '../src/commands/assembly.js';
 import { loadConfig } from '../src/config/load.js';
-import { LocalCluster } from '../src/db/local-cluster.js';
+import { LocalCluster } from '../src/local-cluster/cluster.js';
 import { runCli } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { eventually, FAST_COLLECTORS_YAML, sampleValue, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FatalError } from '../errors.js';
-import { findPostgresBinDir, LocalCluster } from '../db/local-cluster.js';
+import { findPostgresBinDir, LocalCluster } from '../local-cluster/cluster.js';
 
 /**
  * The demo's default database: a throwaway local cluster from the installed PostgreSQL server

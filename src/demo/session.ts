@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { resolveConnection, type ConnectionSettings } from '../db/connection.js';
 import { describeDatabaseError } from '../db/errors.js';
-import { freePort } from '../db/local-cluster.js';
+import { freePort } from '../local-cluster/cluster.js';
 import { migrate } from '../db/migrate.js';
 import { createPool, withClient } from '../db/pool.js';
 import { FatalError } from '../errors.js';

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { LocalCluster, findPostgresBinDir } from '../../src/db/local-cluster.js';
+import { LocalCluster, findPostgresBinDir } from '../../src/local-cluster/cluster.js';
 
 /**
  * The PostgreSQL server behind the tests, in order of preference:

@@ -8,6 +8,8 @@ import { join } from 'node:path';
  * A throwaway PostgreSQL cluster from the installed server binaries (initdb/pg_ctl), listening on
  * 127.0.0.1 and a unix socket in its own temp directory, trusted local auth. Used by the tests, the
  * demo and the benchmark. When run as root, the server runs as the `postgres` OS user (initdb refuses root).
+ * Development tooling, kept out of db/ (the exporter's own database access): `serve`, `migrate` and
+ * `jobs` never import it. It is compiled into dist/ only because the `demo` command ships in the image.
  */
 export interface LocalClusterOptions {
   port?: number;
