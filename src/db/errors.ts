@@ -80,6 +80,9 @@ export const isLockTimeout = (err: unknown): boolean => hasCode(err, '55P03');
 /** The object is not in the state the statement needs (55000), e.g. pg_stat_statements not preloaded. */
 export const isObjectNotInPrerequisiteState = (err: unknown): boolean => hasCode(err, '55000');
 
+/** pg_hba.conf rejected the connection or the authorization is invalid (28000), e.g. only hostssl lines match. */
+export const isAuthorizationRejected = (err: unknown): boolean => hasCode(err, '28000');
+
 /** The role lacks a privilege (42501). */
 export const isPermissionDenied = (err: unknown): boolean => hasCode(err, '42501');
 

@@ -6,6 +6,7 @@ import { checkServerIdentity, type ConnectionOptions } from 'node:tls';
 import pg from 'pg';
 import { ConfigError } from '../errors.js';
 import type { ConnInfo } from './conninfo.js';
+import { isAuthorizationRejected } from './errors.js';
 
 /**
  * Database TLS with libpq's meaning of every parameter
@@ -128,7 +129,7 @@ export function clientClass(tls: TlsSettings): typeof pg.Client {
       decided = false;
     } catch (err) {
       // 28000 with "no encryption": pg_hba.conf has only hostssl lines for this client.
-      if ((err as { code?: string }).code !== '28000') throw err;
+      if (!isAuthorizationRejected(err)) throw err;
       decided = options;
     } finally {
       await probe.end().catch(() => undefined);
