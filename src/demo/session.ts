@@ -1,3 +1,4 @@
+import { DEFAULT_MANAGED_TABLES } from '../config/schema.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -55,16 +56,12 @@ export interface DemoIo {
 }
 
 const DEMO_DATABASE = 'rag_demo';
-/** The RAG tables plus the log the workload writes: data in any of them means someone's database. */
-const TABLES_THAT_MUST_BE_EMPTY = [
-  'framework_documents',
-  'chunk_embeddings',
-  'framework_metadata',
-  'key_concepts',
-  'document_concepts',
-  'source_lines',
-  'query_performance_log',
-];
+/**
+ * The managed tables (the RAG tables plus the log the workload writes) but the archive and
+ * maintenance_log, which a previous demo or sidecar may have filled: data in any of them means
+ * someone's database.
+ */
+const TABLES_THAT_MUST_BE_EMPTY = DEFAULT_MANAGED_TABLES.filter((t) => t !== 'query_performance_archive' && t !== 'maintenance_log');
 
 export async function runDemo(options: DemoOptions, teardown: Teardown, signal: AbortSignal, io: DemoIo): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'pgvector-exporter-demo-'));
