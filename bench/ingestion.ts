@@ -2,7 +2,7 @@ import { Agent } from 'node:http';
 import { FIELDS } from '../src/config/schema.js';
 import type { BenchDatabase } from './database.js';
 import { startOurExporter } from './exporters.js';
-import { parseExposition, sumOf, type ParsedSample } from './exposition.js';
+import { parseMetricsText, sumOf, type TextSample } from '../src/metrics/exposition-text.js';
 import { get } from './load.js';
 import { sleep, type ExporterProcess } from './processes.js';
 
@@ -41,12 +41,12 @@ FROM generate_series($1::bigint, $2::bigint) AS g`;
 const BATCH_ROWS = 250_000;
 const QUERY_TYPES = FIELDS.find((f) => f.key === 'query_log.query_types')!.default as readonly string[];
 
-async function scrape(proc: ExporterProcess, agent: Agent): Promise<ParsedSample[]> {
+async function scrape(proc: ExporterProcess, agent: Agent): Promise<TextSample[]> {
   const res = await get(`${proc.url}/metrics`, agent);
-  return parseExposition(res.body);
+  return parseMetricsText(res.body);
 }
 
-const processed = (samples: ParsedSample[]) => sumOf(samples, 'rag_query_log_rows_total');
+const processed = (samples: TextSample[]) => sumOf(samples, 'rag_query_log_rows_total');
 
 /** Scrapes every 250 ms until `target` rows are counted; returns the (time, rows) trace. */
 async function followUntil(proc: ExporterProcess, target: number, timeoutMs: number, stopWhen: () => boolean = () => true) {
@@ -137,7 +137,7 @@ export async function measureIngestion(db: BenchDatabase, rows: number, log: (li
 }
 
 /** The exporter's buckets, counts and rejected rows against the same figures computed by SQL. */
-async function checkHistogram(db: BenchDatabase, samples: ParsedSample[], rows: number) {
+async function checkHistogram(db: BenchDatabase, samples: TextSample[], rows: number) {
   const buckets = samples.filter((s) => s.name === 'rag_query_duration_seconds_bucket');
   const les = [...new Set(buckets.map((s) => s.labels.le!).filter((le) => le !== '+Inf'))];
   const expected = await db.query<{ qt: string; le: string; n: string }>(

@@ -2,7 +2,7 @@ import { Agent } from 'node:http';
 import pg from 'pg';
 import type { BenchDatabase } from './database.js';
 import { startOurExporter } from './exporters.js';
-import { parseExposition } from './exposition.js';
+import { parseMetricsText } from '../src/metrics/exposition-text.js';
 import { get } from './load.js';
 import { residentBytes, sleep } from './processes.js';
 import { slope } from './stats.js';
@@ -49,7 +49,7 @@ interface PollCounts {
 function pollCounts(text: string): PollCounts {
   const perCollector = new Map<string, number>();
   let failed = 0;
-  for (const s of parseExposition(text)) {
+  for (const s of parseMetricsText(text)) {
     if (s.name !== 'pgvector_exporter_collector_polls_total') continue;
     perCollector.set(s.labels.collector!, (perCollector.get(s.labels.collector!) ?? 0) + s.value);
     if (s.labels.result === 'failure') failed += s.value;

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { demoCommand } from '../src/commands/demo.js';
 import { DEFAULT_DEMO_DOCUMENTS } from '../src/demo/corpus.js';
 import { ensureServerBinaries, SYSTEM_PROBE } from '../src/demo/embedded-database.js';
-import { histogramBuckets, parseMetricsText, quantileBetween } from '../src/demo/metrics-text.js';
+import { histogramBuckets, parseMetricsText, quantileBetween } from '../src/metrics/exposition-text.js';
 import { readScrape, summaryLines } from '../src/demo/summary.js';
 import { Teardown } from '../src/demo/teardown.js';
 import { DEFAULT_SLOW_SHARE } from '../src/demo/workload.js';

@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedCorpus } from '../src/demo/corpus.js';
+import { familyTypes, parseMetricsText } from '../src/metrics/exposition-text.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { eventually, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
 
@@ -20,17 +21,13 @@ const COLLECTORS = ['connectivity', 'database', 'replication', 'connections', 't
 
 /** `name type label,label` per family, sorted: the families of a scrape with the label names their samples carry. */
 export function familySignature(text: string): string[] {
-  const types = new Map<string, string>();
-  for (const match of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) types.set(match[1]!, match[2]!);
+  const types = familyTypes(text);
   const labels = new Map<string, Set<string>>([...types.keys()].map((name) => [name, new Set<string>()]));
-  for (const line of text.split('\n')) {
-    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? \S+$/.exec(line);
-    if (!sample) continue;
-    const name = sample[1]!;
-    const family = types.has(name) ? name : name.replace(/_(bucket|sum|count)$/, '');
+  for (const sample of parseMetricsText(text)) {
+    const family = types.has(sample.name) ? sample.name : sample.name.replace(/_(bucket|sum|count)$/, '');
     const set = labels.get(family);
     if (!set) continue;
-    for (const label of (sample[2] ?? '').matchAll(/(\w+)="(?:[^"\\]|\\.)*"/g)) if (label[1] !== 'le') set.add(label[1]!);
+    for (const label of Object.keys(sample.labels)) if (label !== 'le') set.add(label);
   }
   return [...types.entries()]
     .filter(([name]) => !PLATFORM_PREFIXES.some((p) => name.startsWith(p)))

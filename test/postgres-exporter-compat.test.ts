@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NoDataError, type MetricFamily, type Sample } from '../src/collectors/collector.js';
+import { familyTypes, parseMetricsText } from '../src/metrics/exposition-text.js';
 import { createRegistry } from '../src/metrics/registry.js';
 import { registerSelfMetrics } from '../src/metrics/self-metrics.js';
 import { COLLECTOR_FACTORIES } from '../src/collectors/index.js';
@@ -73,15 +74,10 @@ interface PeerFamily {
   labels: Set<string>;
 }
 
-function parseExposition(text: string): Map<string, PeerFamily> {
-  const families = new Map<string, PeerFamily>();
-  for (const line of text.split('\n')) {
-    const type = /^# TYPE (\S+) (\S+)$/.exec(line);
-    if (type) families.set(type[1]!, { type: type[2]!, labels: new Set() });
-    const sample = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? /.exec(line);
-    if (sample && families.has(sample[1]!)) {
-      for (const [, name] of (sample[2] ?? '').matchAll(/(\w+)="/g)) families.get(sample[1]!)!.labels.add(name!);
-    }
+function peerFamilies(text: string): Map<string, PeerFamily> {
+  const families = new Map<string, PeerFamily>([...familyTypes(text)].map(([name, type]) => [name, { type, labels: new Set<string>() }]));
+  for (const sample of parseMetricsText(text)) {
+    for (const label of Object.keys(sample.labels)) families.get(sample.name)?.labels.add(label);
   }
   return families;
 }
@@ -91,7 +87,7 @@ async function scrapePeer(url: string): Promise<Map<string, PeerFamily>> {
   for (;;) {
     try {
       const text = await (await fetch(url)).text();
-      if (text.includes('pg_up 1') || /pg_up\{[^}]*\} 1/.test(text)) return parseExposition(text);
+      if (text.includes('pg_up 1') || /pg_up\{[^}]*\} 1/.test(text)) return peerFamilies(text);
     } catch {
       /* not listening yet */
     }

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readQueriesYaml } from '../src/custom/queries-yaml.js';
 import { freePort } from '../src/local-cluster/cluster.js';
-import { parseMetricsText } from '../src/demo/metrics-text.js';
+import { parseMetricsText } from '../src/metrics/exposition-text.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { eventually, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
 

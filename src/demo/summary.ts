@@ -1,4 +1,4 @@
-import { histogramBuckets, parseMetricsText, quantileBetween, select, type Buckets, type TextSample } from './metrics-text.js';
+import { histogramBuckets, parseMetricsText, quantileBetween, select, type Buckets, type TextSample } from '../metrics/exposition-text.js';
 import type { WorkloadStats } from './workload.js';
 
 /**

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI } from './cli.js';
 
+export { sampleValue } from '../../src/metrics/exposition-text.js';
+
 /** A `pgvector-exporter serve` child process, as Prometheus would see it. */
 export interface ServeProcess {
   url: string;
@@ -102,16 +104,4 @@ export async function eventually<T>(fn: () => Promise<T>, what: string, timeoutM
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${String(last instanceof Error ? last.message : last)}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
-}
-
-/** The value of one sample in an exposition text (first match), or undefined. */
-export function sampleValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const lineLabels = Object.fromEntries([...(match[3] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => lineLabels[k] === v)) return Number(match[4]);
-  }
-  return undefined;
 }

@@ -1,4 +1,7 @@
-/** A minimal reader of the Prometheus text format, enough for the demo's live summary. */
+/**
+ * A minimal reader of the Prometheus text exposition format: the one parser the demo's live summary,
+ * the tests and the benchmarks use to read back a /metrics page. Not used by the exporter itself.
+ */
 export interface TextSample {
   name: string;
   labels: Record<string, string>;
@@ -11,21 +14,39 @@ const LABEL = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g;
 export function parseMetricsText(text: string): TextSample[] {
   const samples: TextSample[] = [];
   for (const line of text.split('\n')) {
-    if (line.startsWith('#')) continue;
+    if (line === '' || line.startsWith('#')) continue;
     const match = SAMPLE.exec(line);
     if (!match) continue;
     const labels: Record<string, string> = {};
+    // One pass, so an escaped backslash before an `n` stays a backslash and an `n`.
     for (const [, key, value] of (match[2] ?? '').matchAll(LABEL)) {
-      labels[key!] = value!.replace(/\\n/g, '\n').replace(/\\(.)/g, '$1');
+      labels[key!] = value!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
     }
     samples.push({ name: match[1]!, labels, value: Number(match[3]) });
   }
   return samples;
 }
 
+/** The `# TYPE` of each family, by family name, in the order of the text. */
+export function familyTypes(text: string): Map<string, string> {
+  const types = new Map<string, string>();
+  for (const match of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) types.set(match[1]!, match[2]!);
+  return types;
+}
+
 /** Samples of one family whose labels include every given label. */
-export function select(samples: TextSample[], name: string, labels: Record<string, string> = {}): TextSample[] {
+export function select(samples: readonly TextSample[], name: string, labels: Record<string, string> = {}): TextSample[] {
   return samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+}
+
+/** The sum of the values of the samples select() finds (0 when none). */
+export function sumOf(samples: readonly TextSample[], name: string, labels: Record<string, string> = {}): number {
+  return select(samples, name, labels).reduce((total, s) => total + s.value, 0);
+}
+
+/** The value of the first sample of a family whose labels include every given label, or undefined. */
+export function sampleValue(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  return select(parseMetricsText(text), name, labels)[0]?.value;
 }
 
 /** Cumulative bucket counts of one histogram series, by upper bound. */
