@@ -41,3 +41,14 @@ export function installSignalHandlers(): void {
   process.once('SIGINT', handler);
   process.once('SIGTERM', handler);
 }
+
+/** Runs a benchmark's main, then cleans up whatever it started; a failure is one message and exit code 1. */
+export function runBenchmark(main: () => Promise<void>): void {
+  main()
+    .then(() => cleanupAll())
+    .catch(async (err: unknown) => {
+      console.error(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      await cleanupAll();
+      process.exitCode = 1;
+    });
+}

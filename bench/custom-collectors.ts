@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
-import { cleanupAll, installSignalHandlers } from './cleanup.js';
+import { installSignalHandlers, runBenchmark } from './cleanup.js';
 import { seedCorpus } from './corpus.js';
 import { startDatabase } from './database.js';
 import { startOurExporter } from './exporters.js';
@@ -200,10 +200,4 @@ function renderSection(report: { collectors: number; idleSeconds: number; docume
   ].join('\n');
 }
 
-main()
-  .then(() => cleanupAll())
-  .catch(async (err: unknown) => {
-    console.error(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    await cleanupAll();
-    process.exitCode = 1;
-  });
+runBenchmark(main);

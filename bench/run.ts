@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { COLLECTOR_FACTORIES } from '../src/collectors/index.js';
-import { cleanupAll, installSignalHandlers } from './cleanup.js';
+import { installSignalHandlers, runBenchmark } from './cleanup.js';
 import { seedCorpus } from './corpus.js';
 import { OUR_DEFAULTS_ROLE, OUR_OVERLAP_ROLE, startDatabase } from './database.js';
 import { DEFAULT_COLLECTORS, OVERLAP_COLLECTORS, startOurExporter, startPeerExporter } from './exporters.js';
@@ -91,10 +91,4 @@ async function main(): Promise<void> {
   log(`wrote ${options.output} and bench/results/last-run.json`);
 }
 
-main()
-  .then(() => cleanupAll())
-  .catch(async (err: unknown) => {
-    console.error(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    await cleanupAll();
-    process.exitCode = 1;
-  });
+runBenchmark(main);

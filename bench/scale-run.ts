@@ -1,5 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cleanupAll, installSignalHandlers } from './cleanup.js';
+import { installSignalHandlers, runBenchmark } from './cleanup.js';
 import { seedCorpus } from './corpus.js';
 import { startDatabase } from './database.js';
 import { runHourSoak } from './hour-soak.js';
@@ -56,10 +56,4 @@ async function main(): Promise<void> {
   }
 }
 
-main()
-  .then(() => cleanupAll())
-  .catch(async (err: unknown) => {
-    console.error(`benchmark failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    await cleanupAll();
-    process.exitCode = 1;
-  });
+runBenchmark(main);
