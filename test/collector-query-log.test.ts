@@ -145,6 +145,58 @@ describe('query_log collector', () => {
     }
   });
 
+  it('keeps a hole open while the writer that took its id waits in partition routing without a transaction id', async () => {
+    // The partition a row logged now is routed to (the id this takes is a rolled-back gap before start).
+    await client.query('BEGIN');
+    const { rows: [routed] } = await client.query<{ partition: string }>(
+      "INSERT INTO query_performance_log (query_type, duration_ms) VALUES ('insert', 1) RETURNING tableoid::regclass::text AS partition",
+    );
+    await client.query('ROLLBACK');
+    const partition = routed!.partition;
+    const collector = queryLogCollector(OPTIONS);
+    await collector.collect(ctx());
+    const locker = await connect(db.url);
+    const slow = await connect(db.url);
+    try {
+      // SHARE blocks the writer's row (ROW EXCLUSIVE) but not the collector's reads (ACCESS SHARE).
+      await locker.query('BEGIN');
+      await locker.query(`LOCK TABLE ${partition} IN SHARE MODE`);
+      const slowPid = (await slow.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+      const inserted = slow.query("INSERT INTO query_performance_log (query_type, duration_ms) VALUES ('hybrid_search', 700)");
+      // Its id is taken (nextval runs before routing), it waits for the partition's lock, and it has no xid.
+      await pollFor(async () => {
+        const { rows: [a] } = await client.query<{ waiting: boolean; xid: string | null }>(
+          "SELECT wait_event_type = 'Lock' AS waiting, backend_xid::text AS xid FROM pg_stat_activity WHERE pid = $1",
+          [slowPid],
+        );
+        return a!.waiting && a!.xid === null;
+      });
+      // A higher id commits into the DEFAULT partition (no day holds -infinity), and is read: the writer's id is a hole.
+      await client.query("INSERT INTO query_performance_log (query_type, duration_ms, ts) VALUES ('vector_search', 10, '-infinity')");
+      let samples = await collector.collect(ctx());
+      expect(rows(samples, 'observed')).toBe(1);
+      expect(collector.state.holes).toHaveLength(1);
+      // However many polls run meanwhile (the old time-based stamp gave up after 2 s of them), the
+      // hole stays while its writer waits.
+      for (let i = 0; i < 40; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        samples = await collector.collect(ctx());
+      }
+      expect(collector.state.holes).toHaveLength(1);
+
+      await locker.query('COMMIT');
+      await inserted;
+      samples = await pollUntilSettled(collector, ctx);
+      expect(collector.state.holes).toEqual([]);
+      expect(histogram(samples, 'hybrid_search').count).toBe(1);
+      expect(rows(samples, 'observed')).toBe(2);
+    } finally {
+      await locker.query('ROLLBACK').catch(() => undefined);
+      await locker.end();
+      await slow.end();
+    }
+  });
+
   it('counts rows in flight at start when they commit, and forgets rolled-back ids', async () => {
     const slow = await connect(db.url);
     try {
@@ -294,6 +346,12 @@ describe('query_log collector', () => {
     }
   });
 });
+
+/** Polls `state` until it holds (at most ~20 s). */
+async function pollFor(state: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 200 && !(await state()); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+  expect(await state()).toBe(true);
+}
 
 /** Polls until no hole is left (at most ~20 s: another test file's long transaction delays it). */
 async function pollUntilSettled(collector: QueryLogCollector, ctx: () => CollectContext): Promise<Sample[]> {

@@ -19,18 +19,24 @@ import { requireFeature } from './features.js';
  * `id > W` plus the holes, counts what it finds, and computes the new holes, all in SQL.
  *
  * A hole is dropped as permanent once no transaction that could have taken one of its ids can still
- * be running. Its ids were taken before the poll that found it (they are below a visible id, and the
- * sequence is monotonic), by transactions that got their transaction id shortly after taking the
- * sequence value (nextval runs right before the row is routed to its partition and inserted; routing
- * can wait for a partition's lock). So at the first poll at least STAMP_DELAY_MS after the one that
- * found it, the hole is stamped with that snapshot's xmax; once a later snapshot's xmin reaches the stamp,
- * every such transaction has ended and its rows would have been visible to the statement that
- * checks. Holes never hold the rest of the log back; a long-running writing transaction anywhere on
- * the server (xids are server-wide; read-only transactions have none) keeps the holes found while it
+ * be running. Its ids were taken before the statement that found it (they are below a visible id,
+ * and the sequence is monotonic), so by transactions that had started by then. Such a transaction
+ * may have no transaction id yet: nextval() assigns none, and the row gets one only when it is
+ * inserted, after routing to its partition (which can wait for a partition's lock for as long as
+ * the lock is held). So snapshots alone (xmin, xmax) cannot see it, and no delay is long enough;
+ * every transaction has a virtual transaction id from its start, listed in pg_locks until it
+ * ends (after its commit is visible). So: the statement that finds a hole also lists the running
+ * transactions of this database (their virtual ids); a hole waits until a later statement no
+ * longer lists any of them. A statement after that one (a fresh snapshot) sees what they committed;
+ * it stamps the hole with its snapshot's xmax, and once a snapshot's xmin reaches the stamp the hole
+ * is dropped (that also covers a writer that PREPAREd: its virtual id ends, its xid does not).
+ * Holes never hold the rest of the log back; a long transaction in this database (even read-only,
+ * e.g. pg_dump) or a long writing transaction anywhere on the server keeps the holes found while it
  * runs open until it ends.
  * Requires the sequence's default CACHE 1 (per-backend caches hand out ids out of order). On a
- * standby, "the next poll" counts in replayed WAL: a standby whose replay stalls exactly inside that
- * microsecond window could drop a hole too early; a primary cannot.
+ * standby, pg_locks lists only the standby's own transactions: a primary writer stalled between
+ * nextval() and its row's insert is invisible there, so a standby could drop its hole too early;
+ * a primary cannot.
  * Holes are capped (MAX_HOLES); a hole costs one primary-key probe per statement until it settles.
  */
 
@@ -38,11 +44,11 @@ import { requireFeature } from './features.js';
 export interface Hole {
   lo: number;
   hi: number;
-  /** The poll that found the hole; it is stamped by a later poll. */
-  poll: number;
-  /** When that poll ran (ms since the epoch): the stamp waits STAMP_DELAY_MS. */
-  foundAt: number;
-  /** pg_snapshot_xmax of the stamping poll's snapshot. */
+  /** Virtual ids of the transactions that may still hold its ids (undefined: not listed yet). */
+  waiting?: string[];
+  /** The statement that found `waiting` empty; the statements after it stamp the hole. */
+  cleared?: number;
+  /** pg_snapshot_xmax of the stamping statement's snapshot. */
   horizon?: bigint;
 }
 
@@ -68,12 +74,6 @@ export const MIN_BATCH_ROWS = 1000;
  * until the exporter restarts.
  */
 export const MAX_DURATION_MS = 86_400_000;
-/**
- * A hole is stamped no sooner than this after it was found: the time a writer may take between
- * nextval() and getting its transaction id (partition routing). Polls are 15 s apart by default, so
- * only back-to-back polls (a backlog, tests) wait for it.
- */
-export const STAMP_DELAY_MS = 2000;
 /** Holes kept at most; beyond this the oldest are given up (logged). */
 export const MAX_HOLES = 10_000;
 
@@ -197,6 +197,9 @@ SELECT (SELECT coalesce(json_agg(g), '[]') FROM grouped g) AS groups,
        (SELECT coalesce(json_agg(DISTINCT ord), '[]') FROM filled) AS touched,
        (SELECT coalesce(json_agg(r), '[]') FROM hole_rest r) AS hole_rest,
        (SELECT max(id) FROM query_performance_log) AS table_max_id,
+       (SELECT coalesce(json_agg(l.virtualxid), '[]') FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+         WHERE l.locktype = 'virtualxid' AND l.granted AND l.pid <> pg_backend_pid()
+           AND a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())) AS running,
        pg_snapshot_xmin(pg_current_snapshot())::text AS xmin,
        pg_snapshot_xmax(pg_current_snapshot())::text AS xmax,
        extract(epoch FROM now())::float8 AS now`;
@@ -227,6 +230,8 @@ interface ReadRow extends Record<string, unknown> {
   touched: number[];
   hole_rest: { ord: number; lo: number; hi: number }[];
   table_max_id: string | null;
+  /** Virtual ids of this database's other running transactions, listed after the snapshot was taken. */
+  running: string[];
   xmin: string;
   xmax: string;
   now: number;
@@ -247,7 +252,8 @@ export class QueryLogState {
   rejected = 0;
   newestTs: number | undefined;
   dbNow: number | undefined;
-  private poll = 0;
+  /** Statements run (start and reads): the order of the snapshots. */
+  private statement = 0;
   private readonly totals = new Map<string, TypeTotals>();
 
   constructor(private readonly buckets: readonly number[], labelTypes: readonly string[]) {
@@ -258,13 +264,10 @@ export class QueryLogState {
     return this.watermark !== undefined;
   }
 
-  beginPoll(): void {
-    this.poll += 1;
-  }
-
   applyStart(row: StartRow): void {
+    this.statement += 1;
     this.watermark = Number(row.watermark);
-    this.holes = row.holes.map(([lo, hi]) => ({ lo: Number(lo), hi: Number(hi), poll: this.poll, foundAt: Date.now() }));
+    this.holes = row.holes.map(([lo, hi]) => ({ lo: Number(lo), hi: Number(hi) }));
     if (row.newest_ts !== null) this.newestTs = row.newest_ts;
   }
 
@@ -275,6 +278,7 @@ export class QueryLogState {
 
   /** Adds one statement's result; returns how many rows it read above the watermark. */
   applyRead(row: ReadRow, log: Logger): number {
+    this.statement += 1;
     let seen = 0;
     for (const group of row.groups) {
       seen += Number(group.observed) + Number(group.rejected);
@@ -321,7 +325,6 @@ export class QueryLogState {
 
   /** Replaces the holes that received rows by what remains of them, adds the new gaps, drops the settled. */
   private updateHoles(row: ReadRow): void {
-    const now = Date.now();
     const touched = new Set(row.touched.map(Number));
     const rest = new Map<number, Hole[]>();
     for (const r of row.hole_rest) {
@@ -332,14 +335,27 @@ export class QueryLogState {
     }
     const holes = this.holes.flatMap((hole, i) => (touched.has(i + 1) ? (rest.get(i + 1) ?? []) : [hole]));
     for (const group of row.groups) {
-      (group.gap_lo ?? []).forEach((lo, i) => holes.push({ lo: Number(lo), hi: Number(group.gap_hi![i]), poll: this.poll, foundAt: now }));
+      (group.gap_lo ?? []).forEach((lo, i) => holes.push({ lo: Number(lo), hi: Number(group.gap_hi![i]) }));
     }
+    // `running` was listed after this statement's snapshot, so after every hole was found: a
+    // transaction that could hold a hole's ids and is not listed has ended, and the next
+    // statement's snapshot sees its rows.
+    const running = new Set(row.running);
     const xmin = BigInt(row.xmin);
     const xmax = BigInt(row.xmax);
     this.holes = holes
-      .map((hole) => (hole.horizon === undefined && hole.poll < this.poll && now - hole.foundAt >= STAMP_DELAY_MS ? { ...hole, horizon: xmax } : hole))
+      .map((hole) => this.advance(hole, running, xmax))
       .filter((hole) => hole.horizon === undefined || xmin < hole.horizon)
       .sort((a, b) => a.lo - b.lo);
+  }
+
+  private advance(hole: Hole, running: ReadonlySet<string>, xmax: bigint): Hole {
+    if (hole.cleared === undefined) {
+      const waiting = (hole.waiting ?? [...running]).filter((vxid) => running.has(vxid));
+      return waiting.length > 0 ? { ...hole, waiting } : { ...hole, waiting: [], cleared: this.statement };
+    }
+    if (hole.horizon === undefined && hole.cleared < this.statement) return { ...hole, horizon: xmax };
+    return hole;
   }
 
   /** A table emptied with RESTART IDENTITY or restored from a backup: start again from its newest row. */
@@ -417,7 +433,6 @@ export function queryLogCollector(options: QueryLogOptions): QueryLogCollector {
     },
     async collect(ctx) {
       if (!(await requireFeature(ctx, 'query_log'))) return [];
-      state.beginPoll();
       if (!state.started) {
         const [row] = await ctx.query<StartRow>(QUERY_LOG_START_SQL, [options.lookback / 1000, START_HOLE_WINDOW]);
         state.applyStart(row!);
