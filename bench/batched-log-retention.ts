@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { quoteQualified } from '../src/db/identifiers.js';
-import { JobFailure, pause, type Job, type JobContext } from '../src/jobs/job.js';
+import { JobFailure, type Job, type JobContext } from '../src/jobs/job.js';
+import { sleep } from '../src/sleep.js';
 
 /**
  * The previous design's log-retention (before the partitioned log), kept for the benchmark's side-by-side
@@ -102,7 +103,7 @@ async function inBatches(
     totals.longestMs = Math.max(totals.longestMs, finishedAt.getTime() - startedAt.getTime());
     ctx.progress?.({ step, startedAt, finishedAt, rows: count });
     if (count < options.batchSize) break;
-    await pause(options.batchPauseMs, ctx.signal);
+    await sleep(options.batchPauseMs, ctx.signal);
   }
   return totals;
 }

@@ -6,7 +6,8 @@ import { startDatabase } from './database.js';
 import { startOurExporter } from './exporters.js';
 import { get, runLoad, seriesCount } from './load.js';
 import { machineInfo } from './machine.js';
-import { cpuMillis, residentBytes, sleep, type ExporterProcess } from './processes.js';
+import { cpuMillis, residentBytes, type ExporterProcess } from './processes.js';
+import { sleep } from '../src/sleep.js';
 import { withSection } from './report-sections.js';
 import { median, percentile, ratio } from './stats.js';
 

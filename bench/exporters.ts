@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { COLLECTOR_NAMES, type CollectorName } from '../src/collectors/index.js';
-import { freePort } from '../src/local-cluster/cluster.js';
+import { freePort } from '../src/free-port.js';
 import { onCleanup } from './cleanup.js';
 import { OUR_ROLE, PEER_ROLE, type BenchDatabase } from './database.js';
 import { startExporterProcess, type ExporterProcess } from './processes.js';

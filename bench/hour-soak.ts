@@ -6,7 +6,8 @@ import type { BenchDatabase } from './database.js';
 import { OUR_DEFAULTS_ROLE } from './database.js';
 import { startOurExporter } from './exporters.js';
 import { get } from './load.js';
-import { residentBytes, residentSplit, sleep, type ExporterProcess } from './processes.js';
+import { residentBytes, residentSplit, type ExporterProcess } from './processes.js';
+import { sleep } from '../src/sleep.js';
 
 /**
  * `serve` at its default settings (default intervals, the maintenance scheduler on) for `seconds`,

@@ -4,7 +4,8 @@ import type { BenchDatabase } from './database.js';
 import { startOurExporter } from './exporters.js';
 import { parseMetricsText, sumOf, type TextSample } from '../src/metrics/exposition-text.js';
 import { get } from './load.js';
-import { sleep, type ExporterProcess } from './processes.js';
+import { type ExporterProcess } from './processes.js';
+import { sleep } from '../src/sleep.js';
 
 /**
  * The query-log ingestion rate: rows written to query_performance_log become observations of

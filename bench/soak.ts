@@ -4,7 +4,8 @@ import type { BenchDatabase } from './database.js';
 import { startOurExporter } from './exporters.js';
 import { parseMetricsText } from '../src/metrics/exposition-text.js';
 import { get } from './load.js';
-import { residentBytes, sleep } from './processes.js';
+import { residentBytes } from './processes.js';
+import { sleep } from '../src/sleep.js';
 import { slope } from './stats.js';
 
 /**

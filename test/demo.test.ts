@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../src/local-cluster/cluster.js';
+import { freePort } from '../src/free-port.js';
 import { findBinary } from '../src/demo/prometheus-stack.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';

@@ -3,7 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../src/local-cluster/cluster.js';
+import { freePort } from '../src/free-port.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 
 /**

@@ -9,7 +9,7 @@ import { registerSelfMetrics } from '../src/metrics/self-metrics.js';
 import { COLLECTOR_FACTORIES } from '../src/collectors/index.js';
 import { collectorsOptions } from '../src/commands/assembly.js';
 import { loadConfig } from '../src/config/load.js';
-import { freePort } from '../src/local-cluster/cluster.js';
+import { freePort } from '../src/free-port.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { collectorContext, connect } from './helpers/collector-context.js';
 

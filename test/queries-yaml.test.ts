@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readQueriesYaml } from '../src/custom/queries-yaml.js';
-import { freePort } from '../src/local-cluster/cluster.js';
+import { freePort } from '../src/free-port.js';
 import { parseMetricsText } from '../src/metrics/exposition-text.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { eventually, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';

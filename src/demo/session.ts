@@ -1,15 +1,15 @@
 import { DEFAULT_MANAGED_TABLES } from '../config/schema.js';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { resolveConnection, type ConnectionSettings } from '../db/connection.js';
 import { describeDatabaseError } from '../db/errors.js';
-import { freePort } from '../local-cluster/cluster.js';
+import { preferredOrFreePort } from '../free-port.js';
 import { migrate } from '../db/migrate.js';
 import { createPool, withClient } from '../db/pool.js';
 import { FatalError } from '../errors.js';
+import { sleep } from '../sleep.js';
 import type { Logger } from '../log.js';
 import { seedCorpus } from './corpus.js';
 import { ensureServerBinaries, startEmbeddedCluster } from './embedded-database.js';
@@ -76,7 +76,7 @@ export async function runDemo(options: DemoOptions, teardown: Teardown, signal: 
   await seed(connection, options, signal, io);
 
   const workload = startWorkload(connection, options, teardown, io);
-  const exporterAddress = options.listenAddress ?? `127.0.0.1:${await portOrFree(9188)}`;
+  const exporterAddress = options.listenAddress ?? `127.0.0.1:${await preferredOrFreePort(9188)}`;
   const track = (proc: ManagedProcess) => teardown.add(proc.name, () => proc.stop(), () => proc.killNow());
   io.out(`starting the exporter (pgvector-exporter serve) on ${exporterAddress}`);
   const exporter = await startExporterProcess({
@@ -92,8 +92,8 @@ export async function runDemo(options: DemoOptions, teardown: Teardown, signal: 
     ? await startPrometheusStack({
         dir,
         exporterAddress: scrapeAddress(exporterAddress),
-        prometheusPort: await portOrFree(9090),
-        alertmanagerPort: await portOrFree(9093),
+        prometheusPort: await preferredOrFreePort(9090),
+        alertmanagerPort: await preferredOrFreePort(9093),
         signal,
         onStarted: track,
         warn: io.warn,
@@ -231,26 +231,4 @@ async function liveSummary(exporterUrl: string, prometheusUrl: string | undefine
       io.warn(`summary: cannot read ${exporterUrl}/metrics: ${(err as Error).message}`);
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-/** The conventional port when it is free on loopback, so URLs are familiar; any free port otherwise. */
-async function portOrFree(preferred: number): Promise<number> {
-  const free = await new Promise<boolean>((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(preferred, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-  return free ? preferred : freePort();
 }

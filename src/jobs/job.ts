@@ -66,17 +66,3 @@ export class JobFailure extends Error {
     this.name = 'JobFailure';
   }
 }
-
-/** Waits, but returns early when the signal aborts (shutdown must not wait out a pause). */
-export function pause(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
-}

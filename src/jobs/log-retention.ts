@@ -1,6 +1,7 @@
 import { isLockTimeout } from '../db/errors.js';
 import { quoteQualified } from '../db/identifiers.js';
-import { JobFailure, pause, type Job, type JobContext } from './job.js';
+import { JobFailure, type Job, type JobContext } from './job.js';
+import { sleep } from '../sleep.js';
 
 /**
  * The partitioned query log's upkeep (sql/migrations/007_partitioned_query_log.sql), in this order:
@@ -145,7 +146,7 @@ async function repeat(ctx: JobContext, options: LogRetentionOptions, sql: string
     const n = Number(Object.values(rows[0]!)[0]);
     if (n <= 0) return total;
     total += n;
-    await pause(options.batchPauseMs, ctx.signal);
+    await sleep(options.batchPauseMs, ctx.signal);
   }
 }
 
@@ -158,7 +159,7 @@ async function withLockRetries(ctx: JobContext, sql: string, params: unknown[]):
     } catch (err) {
       if (!isLockTimeout(err) || attempt >= LOCK_ATTEMPTS || ctx.signal.aborted) throw err;
       ctx.log.warn({ partition: params[0], attempt }, 'query log partition: lock not granted within lock_timeout; trying again');
-      await pause(1000 * attempt, ctx.signal);
+      await sleep(1000 * attempt, ctx.signal);
     }
   }
 }

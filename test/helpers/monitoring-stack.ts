@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { freePort } from '../../src/local-cluster/cluster.js';
+import { freePort } from '../../src/free-port.js';
 import { ROOT, loadRuleFiles } from './monitoring-files.js';
 
 /**
