@@ -1,9 +1,9 @@
 import { writeFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { COLLECTOR_NAMES } from '../src/collectors/index.js';
 import { VERSION } from '../src/version.js';
 import { runCli } from './helpers/cli.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { useTestDatabase } from './helpers/database.js';
 import { eventually, sampleValue, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
 
 /**
@@ -14,14 +14,10 @@ import { eventually, sampleValue, startServe, writeConfig, type ServeProcess } f
 const SECRET = 'p@:/%#sLeak s';
 
 describe('postgres_exporter flags and environment, run as the built CLI', () => {
-  let db: TestDatabase;
+  const db = useTestDatabase();
   let serve: ServeProcess | undefined;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
   afterAll(async () => {
     await serve?.stop();
-    await db?.drop();
   });
 
   it('DATA_SOURCE_NAME="host=... port=... user=... password=... dbname=... sslmode=disable" serves pg_up 1; the password never reaches the log', async () => {

@@ -14,7 +14,7 @@ import { Poller } from '../src/poller/poller.js';
 import { runCli } from './helpers/cli.js';
 import { eventually, sampleValue, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
 import { promQuery, startPrometheus, tempDir, type ManagedProcess } from './helpers/monitoring-stack.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { createTestDatabase, type TestDatabase, useTestDatabase } from './helpers/database.js';
 import { seedDocuments, seedEmbeddings, seedMetadata } from './helpers/seed.js';
 
 /** The RAG example of docs/custom-collectors.md, so the documented file is the tested one. */
@@ -183,18 +183,14 @@ describe('custom collectors on the RAG schema (real PostgreSQL)', () => {
 });
 
 describe('series limit seen from a real Prometheus', () => {
-  let db: TestDatabase;
+  const db = useTestDatabase();
   let exporter: ServeProcess | undefined;
   let prometheus: ManagedProcess | undefined;
   const dir = tempDir('pgve-guard-');
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
   afterAll(async () => {
     await prometheus?.stop();
     await exporter?.stop();
     dir.remove();
-    await db.drop();
   });
 
   it('a query returning 20,000 distinct label sets: nothing of it reaches Prometheus, the rest does, one log line', async () => {

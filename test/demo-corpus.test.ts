@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedCorpus, VECTOR_INDEX, type SeedProgress } from '../src/demo/corpus.js';
 import { TOPICS } from '../src/demo/topics.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { createTestDatabase, type TestDatabase, useTestDatabase } from './helpers/database.js';
 
 const DOCUMENTS = 120;
 
@@ -103,11 +103,7 @@ describe('seedCorpus on an empty database', () => {
 });
 
 describe('seedCorpus failing half-way', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => db.drop());
+  const db = useTestDatabase();
 
   it('rolls everything back, the dropped vector index included', async () => {
     const before = await indexDefinition(db);

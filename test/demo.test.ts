@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort } from '../src/free-port.js';
 import { findBinary } from '../src/demo/prometheus-stack.js';
 import { CLI, runCli } from './helpers/cli.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { type TestDatabase, useTestDatabase } from './helpers/database.js';
 
 /** Command lines of every process on the machine that mention `text`. */
 function processesMentioning(text: string): string[] {
@@ -102,11 +102,7 @@ describe('pgvector-exporter demo on the embedded database', () => {
 });
 
 describe('pgvector-exporter demo --database-url', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => db.drop());
+  const db = useTestDatabase();
 
   it('seeds and drives the given database, then stops after --duration', { timeout: 120_000 }, async () => {
     const port = await freePort();

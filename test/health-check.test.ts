@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery, createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { adminQuery, useTestDatabase } from './helpers/database.js';
 import { seedDocuments } from './helpers/seed.js';
 
 /** system_health_check() of 005_views_functions.sql, on a real database (issue 2, "Done when"). */
@@ -36,11 +36,7 @@ async function rolledBack<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promi
 }
 
 describe('system_health_check()', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => db.drop());
+  const db = useTestDatabase();
 
   it('keeps the signature of the original design', async () => {
     const { rows } = await db.pool.query<{ result: string }>(

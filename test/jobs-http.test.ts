@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COLLECTOR_NAMES } from '../src/collectors/index.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { createTestDatabase, type TestDatabase, useTestDatabase } from './helpers/database.js';
 import { eventually, sampleValue, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
 import { maintenanceRows } from './helpers/jobs.js';
 
@@ -135,11 +135,7 @@ describe('serve with a jobs token', () => {
 });
 
 describe('serve without a jobs token, or with --no-jobs', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => db?.drop());
+  const db = useTestDatabase();
 
   it('has no jobs endpoint without a token', async () => {
     const serve = await startServe(['--database-url', db.url, '--config', writeConfig(JOBS_YAML)]);

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Scheduler } from '../src/jobs/scheduler.js';
 import { createLogger } from '../src/log.js';
-import { adminQuery, createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { adminQuery, createTestDatabase, type TestDatabase, useTestDatabase } from './helpers/database.js';
 import { maintenanceRows, testConfig, testRunner, type TestRunner } from './helpers/jobs.js';
 
 describe('a job whose lock cannot be taken in time', () => {
@@ -78,11 +78,7 @@ describe('a job whose lock cannot be taken in time', () => {
 });
 
 describe('identifiers from the config', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => db.drop());
+  const db = useTestDatabase();
 
   it('are quoted, never spliced: odd table names work and cannot inject a statement', async () => {
     await db.pool.query('CREATE TABLE "Chunk ""Notes""" (id int)');

@@ -4,7 +4,7 @@ import { migrate } from '../src/db/migrate.js';
 import { Scheduler } from '../src/jobs/scheduler.js';
 import { createLogger } from '../src/log.js';
 import pg from 'pg';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { createTestDatabase, type TestDatabase, useTestDatabase } from './helpers/database.js';
 import { maintenanceRows, testConfig, testRunner, type TestRunner } from './helpers/jobs.js';
 
 const silent = createLogger('silent');
@@ -93,11 +93,7 @@ describe('several sidecars on one database', () => {
 });
 
 describe('the maintenance window', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => db.drop());
+  const db = useTestDatabase();
 
   it('skips scheduled runs outside it (spanning midnight, in its time zone), not runs asked for by hand', async () => {
     const t = testRunner(db.url, testConfig((c) => (c.jobs.window = { start: '22:00', end: '04:00', timezone: 'Europe/Berlin' })));

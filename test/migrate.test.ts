@@ -2,19 +2,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { loadMigrations, migrate } from '../src/db/migrate.js';
 import { splitSqlScript } from '../src/db/sql-script.js';
-import { adminQuery, createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { adminQuery, createTestDatabase, useTestDatabase } from './helpers/database.js';
 import { runCli } from './helpers/cli.js';
 import { PASSWORD_CHECKED_ROLE } from './helpers/server.js';
 
 describe('pgvector-exporter migrate', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createTestDatabase({ migrated: false });
-  });
-  afterAll(async () => db.drop());
+  const db = useTestDatabase({ migrated: false });
 
   it('creates everything on an empty database, then applies nothing on a second run', async () => {
     const first = await runCli(['migrate', '--database-url', db.url]);

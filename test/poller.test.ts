@@ -5,7 +5,7 @@ import type { Collector } from '../src/collectors/collector.js';
 import { createLogger } from '../src/log.js';
 import { registerSelfMetrics } from '../src/metrics/self-metrics.js';
 import { Poller } from '../src/poller/poller.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { createTestDatabase, type TestDatabase, useTestDatabase } from './helpers/database.js';
 import { sampleValue } from './helpers/exporter.js';
 
 /** Collectors that misbehave on purpose, against the real database. */
@@ -99,11 +99,7 @@ describe('poller', () => {
 });
 
 describe('poller shutdown', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => db.drop());
+  const db = useTestDatabase();
 
   it('interrupts a long poll at once on stop() and hands its connection back', async () => {
     const pool = new pg.Pool({ connectionString: db.url, max: 2, application_name: 'pgvector-exporter-stop-test' });

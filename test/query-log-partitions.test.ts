@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertQueryLog, loadMigrations, migrate } from '../src/db/migrate.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { createTestDatabase, type TestDatabase, useTestDatabase } from './helpers/database.js';
 
 /**
  * Migration 007: the partitioned query log, and the online conversion of an unpartitioned one while
@@ -51,11 +51,7 @@ function startWriter(url: string) {
 }
 
 describe('migration 007: partitioned query log', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => db.drop());
+  const db = useTestDatabase();
 
   it('on a fresh install: daily partitions from yesterday to a week ahead, a DEFAULT partition, no leftover tables', async () => {
     const { rows } = await db.pool.query<{ partition: string; days: number | null; is_default: boolean }>(

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { useTestDatabase } from './helpers/database.js';
 import { eventually, sampleValue, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
 
 /**
@@ -11,14 +11,10 @@ const collector = (name: string, sql: string, interval = '500ms') =>
   `  - name: ${name}\n    query: ${sql}\n    interval: ${interval}\n    metrics:\n      - { name: ${name}_v, type: gauge, column: v, help: ${name} }\n`;
 
 describe('config reload', () => {
-  let db: TestDatabase;
+  const db = useTestDatabase();
   const running: ServeProcess[] = [];
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
   afterAll(async () => {
     await Promise.all(running.map((r) => r.stop()));
-    await db.drop();
   });
 
   async function serve(files: string, jobs = 'jobs: { enabled: false }') {

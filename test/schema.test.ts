@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from './helpers/database.js';
 import { randomVectorLiteral, seedDocuments } from './helpers/seed.js';
 
 /**
@@ -88,11 +88,7 @@ async function pgError(fn: () => Promise<unknown>): Promise<pg.DatabaseError> {
 }
 
 describe('schema constraints', () => {
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => db.drop());
+  const db = useTestDatabase();
 
   /** Runs fn in a transaction with fresh fixtures, always rolled back. */
   async function inRolledBackTransaction(fn: (client: pg.PoolClient, f: Fixtures) => Promise<void>): Promise<void> {
@@ -190,11 +186,7 @@ describe('schema constraints', () => {
 
 describe('roles and the audit trail', () => {
   const ROLES = ['rag_read_only', 'rag_read_write', 'rag_admin', 'pgvector_exporter'];
-  let db: TestDatabase;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-  });
-  afterAll(async () => db.drop());
+  const db = useTestDatabase();
 
   it('creates the four roles, all NOLOGIN, with pgvector_exporter a member of pg_monitor', async () => {
     const { rows } = await db.pool.query<{ rolname: string; rolcanlogin: boolean; monitor: boolean }>(

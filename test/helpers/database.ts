@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 
 /** A database of the test file's own, cloned from the migrated template (or empty). */
 export interface TestDatabase {
@@ -48,4 +48,20 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
       await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     },
   };
+}
+
+/**
+ * A database of the enclosing file's or describe block's own: created by a beforeAll hook, dropped by an
+ * afterAll hook (registered first, so it runs after the block's own afterAll hooks). The returned object
+ * is filled in when the hook has run: read its fields inside tests and hooks only.
+ */
+export function useTestDatabase(options: { migrated?: boolean } = {}): TestDatabase {
+  const db = {} as TestDatabase;
+  beforeAll(async () => {
+    Object.assign(db, await createTestDatabase(options));
+  });
+  afterAll(async () => {
+    if ('drop' in db) await db.drop();
+  });
+  return db;
 }
