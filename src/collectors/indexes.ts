@@ -122,14 +122,20 @@ const FAMILIES = {
  * The statistics functions are called for these indexes only (pg_stat_user_indexes would compute every
  * index of the database first). The catalog part (names, method, opclass, dimensions, build
  * parameters) is pgvector/vector-index.ts's, shared with the reindex-vector job.
+ * A partitioned index (relkind 'I', e.g. on the daily-partitioned query log) has no storage and no
+ * statistics of its own: it reports the sums over its partitions' indexes, and its table's tuples the
+ * sums over the table's partitions (pg_partition_tree lists the tree, root included).
  */
+const overPartitions = (fn: string, alias: 'i' | 't') =>
+  `CASE WHEN ${alias}.relkind IN ('I', 'p') THEN (SELECT sum(${fn}(pt.relid)) FROM pg_partition_tree(${alias}.oid) pt) ELSE ${fn}(${alias}.oid) END::float8`;
+
 export const INDEXES_SQL = `
 SELECT ${INDEX_CATALOG_COLUMNS},
-       pg_relation_size(i.oid)::float8 AS size_bytes,
-       pg_stat_get_numscans(i.oid)::float8 AS idx_scan,
-       pg_stat_get_tuples_returned(i.oid)::float8 AS idx_tup_read,
-       pg_stat_get_live_tuples(t.oid)::float8 AS table_live_tuples,
-       pg_stat_get_dead_tuples(t.oid)::float8 AS table_dead_tuples,
+       ${overPartitions('pg_relation_size', 'i')} AS size_bytes,
+       ${overPartitions('pg_stat_get_numscans', 'i')} AS idx_scan,
+       ${overPartitions('pg_stat_get_tuples_returned', 'i')} AS idx_tup_read,
+       ${overPartitions('pg_stat_get_live_tuples', 't')} AS table_live_tuples,
+       ${overPartitions('pg_stat_get_dead_tuples', 't')} AS table_dead_tuples,
        pg_size_bytes(current_setting('shared_buffers'))::float8 AS shared_buffers_bytes
   FROM ${INDEX_CATALOG_FROM}
  WHERE n.nspname = $1 AND t.relname = ANY($2::text[])`;
