@@ -63,6 +63,21 @@ describe('tables collector', () => {
     expect(valueOf(vacuumed, 'pg_stat_user_tables_last_vacuum', kc)).toBeGreaterThan(0);
   });
 
+  it('sizes the daily-partitioned query log as the sum of its partitions, and follows rows written to it', async () => {
+    const log = table('query_performance_log');
+    const before = await collect();
+    const { rows } = await client.query<{ size: string }>(
+      "SELECT sum(pg_total_relation_size(relid))::text AS size FROM pg_partition_tree('query_performance_log')",
+    );
+    expect(valueOf(before, 'pg_total_relation_size_bytes', log)).toBe(Number(rows[0]!.size));
+    expect(valueOf(before, 'pg_total_relation_size_bytes', log)).toBeGreaterThan(0);
+    await client.query(
+      "INSERT INTO query_performance_log (query_type, duration_ms) SELECT 'vector_search', 1 FROM generate_series(1, 2000)",
+    );
+    const after = await collect();
+    expect(valueOf(after, 'pg_table_size_bytes', log)).toBeGreaterThan(valueOf(before, 'pg_table_size_bytes', log));
+  });
+
   it('reads idx_scan 0 for a table without an index (NULL in pg_stat_user_tables)', async () => {
     await client.query('CREATE TABLE no_index (id int)');
     const samples = await collect({ ...options, tables: ['no_index'] });

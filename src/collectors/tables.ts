@@ -70,10 +70,12 @@ SELECT current_database() AS datname, s.schemaname, s.relname,
  * pg_table_size() and pg_total_relation_size() open the table with ACCESS SHARE, so they wait behind an
  * ACCESS EXCLUSIVE lock (a migration, VACUUM FULL, REINDEX without CONCURRENTLY). One statement per table
  * under the poll's short lock_timeout: a locked table loses only its two size series for that poll; its
- * statistics and every other table's series stay.
+ * statistics and every other table's series stay. A partitioned table (the query log, by day) has no
+ * storage of its own: its sizes are the sums over its partitions (pg_partition_tree is empty for a plain table).
  */
 export const TABLE_SIZES_SQL = `
-SELECT pg_table_size($1::oid)::float8 AS table_size_bytes, pg_total_relation_size($1::oid)::float8 AS total_size_bytes`;
+SELECT COALESCE((SELECT sum(pg_table_size(pt.relid)) FROM pg_partition_tree($1::oid) pt), pg_table_size($1::oid))::float8 AS table_size_bytes,
+       COALESCE((SELECT sum(pg_total_relation_size(pt.relid)) FROM pg_partition_tree($1::oid) pt), pg_total_relation_size($1::oid))::float8 AS total_size_bytes`;
 
 const SIZE_COLUMNS = ['table_size_bytes', 'total_size_bytes'] as const;
 
