@@ -1,8 +1,7 @@
 import { request } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { acceptsGzip } from '../src/http/accept-encoding.js';
-import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { eventually, FAST_COLLECTORS_YAML, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
+import { eventually, useServeOnTestDatabase, type ServeProcess } from './helpers/exporter.js';
 
 /** What a well-behaved exporter answers: gzip only when allowed (q-values), HEAD with the GET's length, text 0.0.4 to an OpenMetrics scraper. */
 describe('Accept-Encoding q-values', () => {
@@ -44,16 +43,8 @@ function call(url: string, method: 'GET' | 'HEAD', headers: Record<string, strin
 }
 
 describe('/metrics negotiation against the running exporter', () => {
-  let db: TestDatabase;
   let serve: ServeProcess;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    serve = await startServe(['--database-url', db.url, '--config', writeConfig(FAST_COLLECTORS_YAML)]);
-  });
-  afterAll(async () => {
-    await serve?.stop();
-    await db?.drop();
-  });
+  useServeOnTestDatabase((started) => ({ serve } = started));
 
   it('gzips only when Accept-Encoding allows it', async () => {
     const url = `${serve.url}/metrics`;

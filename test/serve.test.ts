@@ -14,19 +14,12 @@ import { loadConfig } from '../src/config/load.js';
 import { LocalCluster } from '../src/local-cluster/cluster.js';
 import { runCli } from './helpers/cli.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { eventually, FAST_COLLECTORS_YAML, sampleValue, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
+import { eventually, FAST_COLLECTORS_YAML, sampleValue, startServe, useServeOnTestDatabase, writeConfig, type ServeProcess } from './helpers/exporter.js';
 
 describe('serve against a healthy database', () => {
   let db: TestDatabase;
   let serve: ServeProcess;
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    serve = await startServe(['--database-url', db.url, '--config', writeConfig(FAST_COLLECTORS_YAML)]);
-  });
-  afterAll(async () => {
-    await serve?.stop();
-    await db?.drop();
-  });
+  useServeOnTestDatabase((started) => ({ db, serve } = started));
 
   it('answers /healthz at once and /readyz after the first poll', async () => {
     expect((await fetch(`${serve.url}/healthz`)).status).toBe(200);

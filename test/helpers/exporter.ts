@@ -2,7 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { CLI } from './cli.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
 
 export { sampleValue } from '../../src/metrics/exposition-text.js';
 
@@ -104,4 +106,22 @@ export async function eventually<T>(fn: () => Promise<T>, what: string, timeoutM
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${String(last instanceof Error ? last.message : last)}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * A describe block's `serve` (fast collectors) on a fresh test database: started before its tests,
+ * stopped and the database dropped after them, even when a test fails.
+ */
+export function useServeOnTestDatabase(onStart: (started: { db: TestDatabase; serve: ServeProcess }) => void): void {
+  let db: TestDatabase | undefined;
+  let serve: ServeProcess | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    serve = await startServe(['--database-url', db.url, '--config', writeConfig(FAST_COLLECTORS_YAML)]);
+    onStart({ db, serve });
+  });
+  afterAll(async () => {
+    await serve?.stop();
+    await db?.drop();
+  });
 }
