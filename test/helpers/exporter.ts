@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
@@ -21,13 +21,9 @@ export interface ServeProcess {
 
 let configDir: string | undefined;
 
-/** Writes a YAML config into this test process's temp dir (removed when the process exits) and returns its path. */
+/** Writes a YAML config into a temp dir (under the run's temp root, removed at teardown) and returns its path. */
 export function writeConfig(yaml: string, name = 'config.yaml'): string {
-  if (!configDir) {
-    const dir = mkdtempSync(join(tmpdir(), 'pgve-config-'));
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    configDir = dir;
-  }
+  configDir ??= mkdtempSync(join(tmpdir(), 'pgve-config-'));
   const path = join(mkdtempSync(join(configDir, 'c-')), name);
   writeFileSync(path, yaml);
   return path;
