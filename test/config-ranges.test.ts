@@ -25,6 +25,20 @@ const refusal = (yaml: string) => {
 };
 
 describe('config ranges', () => {
+  it('recall.indexes takes patterns or maps with per-pattern k, sample size, ef_search and probes, each in range', () => {
+    const config = loadConfig({
+      env: {},
+      file: writeConfig('recall:\n  top_k: 10\n  indexes:\n    - public.items_*\n    - { index: "catalog.*", top_k: 50, probes: 20 }\n'),
+    });
+    expect(config.recall.indexes).toEqual([{ index: 'public.items_*' }, { index: 'catalog.*', top_k: 50, probes: 20 }]);
+    const unknown = refusal('recall:\n  indexes:\n    - index: a.*\n      topk: 5\n');
+    expect(unknown?.exitCode).toBe(2);
+    expect(unknown?.message).toMatch(/:3: recall\.indexes: item 1: unknown key "topk"/);
+    const range = refusal('recall:\n  indexes:\n    - { index: a.*, sample_size: 5000 }\n');
+    expect(range?.message).toMatch(/recall\.indexes: item 1: sample_size: "5000" is not a whole number from 1 to 1000/);
+    expect(refusal('recall:\n  indexes:\n    - { top_k: 5 }\n')?.message).toMatch(/item 1: index: expected a pattern/);
+  });
+
   it('refuses durations beyond the longest timer (about 24.8 days) where they become timers', () => {
     // A 30-day interval polled in a tight loop (TimeoutOverflowWarning); a 30-day timeout kept pg_up at 0.
     for (const [yaml, key] of [

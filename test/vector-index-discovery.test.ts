@@ -80,9 +80,18 @@ describe('vector index discovery', () => {
     expect(valueOf(samples, 'pgvector_index_table_dead_tuples', at('catalog', 'products_embedding_hnsw'))).toBe(100);
   });
 
-  it('measures recall of the discovered indexes a pattern names, each on its own column or expression', async () => {
+  it('measures recall of the discovered indexes a pattern names, each on its own column or expression, with its own k, sample and probes', async () => {
     const recall = (probes: number) =>
-      recallCollector({ sampleSize: 5, topK: 5, efSearch: 0, dimensions: 3072, probes, indexPatterns: ['catalog.products_embedding_*', 'Media Library.*'] });
+      recallCollector({
+        sampleSize: 20,
+        topK: 10,
+        efSearch: 0,
+        dimensions: 3072,
+        indexes: [
+          { pattern: 'catalog.products_embedding_*', topK: 5, sampleSize: 5, efSearch: 0, probes: 0 },
+          { pattern: 'Media Library.*', topK: 3, sampleSize: 4, efSearch: 0, probes },
+        ],
+      });
     const samples = await recall(2).collect(collectorContext(client));
     expect(undeclaredSamples(recall(2).families, samples)).toEqual([]);
     expect(samplesOf(samples, 'pgvector_index_recall_ratio').map((s) => s.labels!.indexrelname).sort()).toEqual(['Images_half_ivf', 'products_embedding_hnsw']);
@@ -90,12 +99,16 @@ describe('vector index discovery', () => {
     expect(hnsw).toBeGreaterThan(0);
     expect(hnsw).toBeLessThanOrEqual(1);
     expect(valueOf(samples, 'pgvector_index_recall_queries', { indexrelname: 'products_embedding_hnsw' })).toBe(5);
-    expect(valueOf(samples, 'pgvector_index_recall_k', { indexrelname: 'Images_half_ivf' })).toBe(5);
+    expect(valueOf(samples, 'pgvector_index_recall_k', { indexrelname: 'products_embedding_hnsw' })).toBe(5);
+    // The second entry's own k and sample size, not the first's nor the defaults.
+    expect(valueOf(samples, 'pgvector_index_recall_k', { indexrelname: 'Images_half_ivf' })).toBe(3);
+    expect(valueOf(samples, 'pgvector_index_recall_queries', { indexrelname: 'Images_half_ivf' })).toBe(4);
     // With as many probes as lists IVFFlat searches every list: its top k is the exact one.
     expect(valueOf(samples, 'pgvector_index_recall_ratio', { indexrelname: 'Images_half_ivf' })).toBe(1);
-    await expect(
-      recallCollector({ sampleSize: 5, topK: 5, efSearch: 0, dimensions: 3072, indexPatterns: ['nowhere.*'] }).collect(collectorContext(client)),
-    ).rejects.toThrow(/no valid pgvector index matches nowhere\.\*/);
+    const nowhere = { pattern: 'nowhere.*', topK: 5, sampleSize: 5, efSearch: 0, probes: 0 };
+    await expect(recallCollector({ sampleSize: 5, topK: 5, efSearch: 0, dimensions: 3072, indexes: [nowhere] }).collect(collectorContext(client))).rejects.toThrow(
+      /no valid pgvector index matches nowhere\.\*/,
+    );
   });
 
   it('reports an index while CREATE INDEX CONCURRENTLY builds it (invalid, with its phase), then valid', async () => {

@@ -50,12 +50,21 @@ export interface RecallOptions {
   /** Dimension of the halfvec cast the index is built on. */
   dimensions: number;
   /**
-   * Patterns (`schema.index`, `*` wildcards) of discovered pgvector indexes to measure, each with its own
-   * table and expression; empty = the RAG search's index on chunk_embeddings.
+   * Discovered pgvector indexes to measure, each on its own table and expression, with its own k, sample
+   * size, ef_search and probes: the first entry whose pattern (`schema.index`, `*` wildcards) matches an
+   * index applies to it. Empty = the RAG search's index on chunk_embeddings, with the settings above.
    */
-  indexPatterns?: readonly string[];
+  indexes?: readonly RecallIndexOptions[];
   /** ivfflat.probes for the index pass of an IVFFlat index; 0 = the server's setting. */
   probes?: number;
+}
+
+export interface RecallIndexOptions {
+  pattern: string;
+  topK: number;
+  sampleSize: number;
+  efSearch: number;
+  probes: number;
 }
 
 const MARKER = '/* pgvector-exporter: recall */';
@@ -157,14 +166,15 @@ export function recallCollector(options: RecallOptions): Collector {
    * snapshot is shared by both passes). The poll's time is shared evenly between the indexes.
    */
   async function measureDiscovered(query: QueryFn, pollDeadline: number, signal: AbortSignal, log: Logger): Promise<Sample[]> {
-    const patterns = (options.indexPatterns ?? []).map(indexPattern);
-    const rows = (await query<VectorIndexRow>(VECTOR_INDEXES_SQL)).filter(
-      (r) => r.valid && patterns.some((p) => p.test(`${r.schemaname}.${r.indexrelname}`)),
-    );
-    const duplicated = new Set(rows.map((r) => r.indexrelname).filter((name, i, all) => all.indexOf(name) !== i));
+    const entries = (options.indexes ?? []).map((entry) => ({ ...entry, regex: indexPattern(entry.pattern) }));
+    const rows = (await query<VectorIndexRow>(VECTOR_INDEXES_SQL)).flatMap((row) => {
+      const setting = row.valid ? entries.find((e) => e.regex.test(`${row.schemaname}.${row.indexrelname}`)) : undefined;
+      return setting ? [{ row, setting }] : [];
+    });
+    const duplicated = new Set(rows.map((r) => r.row.indexrelname).filter((name, i, all) => all.indexOf(name) !== i));
     const deadline = pollDeadline - (pollDeadline - Date.now()) * 0.1;
     const result: Sample[] = [];
-    for (const [n, row] of rows.entries()) {
+    for (const [n, { row, setting }] of rows.entries()) {
       const operator = distanceOperator(row.opclass);
       if (!operator) {
         log.info({ index: `${row.schemaname}.${row.indexrelname}`, opclass: row.opclass }, 'recall: no distance operator known for this operator class; skipped');
@@ -172,15 +182,15 @@ export function recallCollector(options: RecallOptions): Collector {
       }
       const until = Date.now() + (deadline - Date.now()) / (rows.length - n);
       const expr = `(${row.column_expression})`;
-      const percent = row.table_reltuples > 0 ? Math.min(100, (1000 * options.sampleSize) / row.table_reltuples) : 100;
+      const percent = row.table_reltuples > 0 ? Math.min(100, (1000 * setting.sampleSize) / row.table_reltuples) : 100;
       const sampleSql = `${MARKER} SELECT ${expr}::text AS v FROM ${row.qualified_table} TABLESAMPLE SYSTEM ($2::float8) WHERE ${expr} IS NOT NULL ORDER BY random() LIMIT $1::integer`;
-      let sample = await query<{ v: string }>(sampleSql, [options.sampleSize, percent]);
+      let sample = await query<{ v: string }>(sampleSql, [setting.sampleSize, percent]);
       // SYSTEM sampling picks whole pages: on a table of few pages it can pick none.
-      if (sample.length < options.sampleSize && percent < 100) sample = await query<{ v: string }>(sampleSql, [options.sampleSize, 100]);
+      if (sample.length < setting.sampleSize && percent < 100) sample = await query<{ v: string }>(sampleSql, [setting.sampleSize, 100]);
       const search = `${MARKER} SELECT ctid::text AS id FROM ${row.qualified_table} ORDER BY ${expr} ${operator} $1::${row.indexed_type} LIMIT $2::integer`;
       const settings: Record<string, string> = { ...INDEX_PASS };
-      if (options.efSearch > 0 && row.method === 'hnsw') settings['hnsw.ef_search'] = String(options.efSearch);
-      if ((options.probes ?? 0) > 0 && row.method === 'ivfflat') settings['ivfflat.probes'] = String(options.probes);
+      if (setting.efSearch > 0 && row.method === 'hnsw') settings['hnsw.ef_search'] = String(setting.efSearch);
+      if (setting.probes > 0 && row.method === 'ivfflat') settings['ivfflat.probes'] = String(setting.probes);
       const recalls: number[] = [];
       for (const { v } of sample) {
         const left = until - Date.now();
@@ -188,9 +198,9 @@ export function recallCollector(options: RecallOptions): Collector {
         try {
           recalls.push(
             await inTransaction(query, { ...settings, statement_timeout: String(Math.ceil(left)) }, async () => {
-              const approximate = await query<{ id: string }>(search, [v, options.topK]);
+              const approximate = await query<{ id: string }>(search, [v, setting.topK]);
               await setLocal(query, EXACT_PASS);
-              const exact = await query<{ id: string }>(search, [v, options.topK]);
+              const exact = await query<{ id: string }>(search, [v, setting.topK]);
               return recallOf(approximate.map((r) => r.id), exact.map((r) => r.id));
             }),
           );
@@ -204,10 +214,10 @@ export function recallCollector(options: RecallOptions): Collector {
       result.push(
         { family: FAMILIES.ratio.name, labels, value: recalls.reduce((a, b) => a + b, 0) / recalls.length },
         { family: FAMILIES.queries.name, labels, value: recalls.length },
-        { family: FAMILIES.k.name, labels, value: options.topK },
+        { family: FAMILIES.k.name, labels, value: setting.topK },
       );
     }
-    if (rows.length === 0) throw new NoDataError(`no valid pgvector index matches ${(options.indexPatterns ?? []).join(', ')}`);
+    if (rows.length === 0) throw new NoDataError(`no valid pgvector index matches ${entries.map((e) => e.pattern).join(', ')}`);
     return result;
   }
 
@@ -216,7 +226,7 @@ export function recallCollector(options: RecallOptions): Collector {
     families: Object.values(FAMILIES),
     async collect(ctx) {
       const { query, log, deadline: pollDeadline, signal } = ctx;
-      if (options.indexPatterns && options.indexPatterns.length > 0) return measureDiscovered(query, pollDeadline, signal, log);
+      if (options.indexes && options.indexes.length > 0) return measureDiscovered(query, pollDeadline, signal, log);
       if (!(await requireFeature(ctx, 'recall'))) return [];
       // A tenth of the poll's time stays in reserve, for the ROLLBACK of a transaction cut short.
       const deadline = pollDeadline - (pollDeadline - Date.now()) * 0.1;

@@ -48,6 +48,51 @@ function field<const K extends string, T, const D>(spec: FieldSpec<K, T, D>): Fi
   return spec;
 }
 
+/** One entry of recall.indexes: a pattern, with the recall.* settings it overrides for the indexes it matches. */
+export interface RecallIndexSetting {
+  index: string;
+  top_k?: number;
+  sample_size?: number;
+  ef_search?: number;
+  probes?: number;
+}
+
+const RECALL_INDEX_KEYS: Record<Exclude<keyof RecallIndexSetting, 'index'>, (v: unknown) => number> = {
+  top_k: (v) => parseInteger(v, 1, 1000),
+  sample_size: (v) => parseInteger(v, 1, 1000),
+  ef_search: (v) => parseInteger(v, 0, 1000),
+  probes: (v) => parseInteger(v, 0, 100000),
+};
+
+/** recall.indexes: strings (patterns; comma-separated from a flag or variable) or maps with per-pattern settings. */
+function parseRecallIndexes(value: unknown): RecallIndexSetting[] {
+  if (!Array.isArray(value)) return parseStringList(value).map((index) => ({ index }));
+  return value.map((item, i) => {
+    const where = `item ${i + 1}`;
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) {
+      try {
+        return { index: parseString(item).trim() };
+      } catch {
+        throw new Error(`${where}: expected a pattern or a map with index, top_k, sample_size, ef_search, probes`);
+      }
+    }
+    const entry = item as Record<string, unknown>;
+    if (typeof entry.index !== 'string' || entry.index.trim() === '') throw new Error(`${where}: index: expected a pattern (schema.index, * wildcards)`);
+    const setting: RecallIndexSetting = { index: entry.index.trim() };
+    for (const [key, raw] of Object.entries(entry)) {
+      if (key === 'index') continue;
+      const parse = RECALL_INDEX_KEYS[key as keyof typeof RECALL_INDEX_KEYS];
+      if (!parse) throw new Error(`${where}: unknown key "${key}" (expected index, ${Object.keys(RECALL_INDEX_KEYS).join(', ')})`);
+      try {
+        setting[key as keyof typeof RECALL_INDEX_KEYS] = parse(raw);
+      } catch (err) {
+        throw new Error(`${where}: ${key}: ${(err as Error).message}`);
+      }
+    }
+    return setting;
+  });
+}
+
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 /** json: pino's records; logfmt: key=value lines, postgres_exporter's default. */
 export const LOG_FORMATS = ['json', 'logfmt'] as const;
@@ -211,7 +256,7 @@ export const FIELDS = [
   field({ key: 'recall.top_k', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 10, help: 'neighbours compared per query' }),
   field({ key: 'recall.ef_search', type: 'int', parse: (v) => parseInteger(v, 0, 1000), default: 0, help: 'hnsw.ef_search for the index pass (0 = the server default)' }),
   field({ key: 'recall.probes', type: 'int', parse: (v) => parseInteger(v, 0, 100000), default: 0, help: 'ivfflat.probes for the index pass of an IVFFlat index (0 = the server default)' }),
-  field({ key: 'recall.indexes', type: 'list', parse: parseStringList, default: [], help: 'patterns (schema.index, * wildcards) of discovered pgvector indexes whose recall is measured, each on its own table and expression; empty = the RAG search index' }),
+  field({ key: 'recall.indexes', type: 'list', parse: parseRecallIndexes, default: [], help: 'discovered pgvector indexes whose recall is measured, each on its own table and expression: patterns (schema.index, * wildcards), or maps {index: pattern, top_k, sample_size, ef_search, probes} overriding the recall.* values for the indexes they match (the first match wins); empty = the RAG search index' }),
   field({ key: 'statements.top_n', type: 'int', parse: (v) => parseInteger(v, 1, 500), default: 20, help: 'pgvector statements reported from pg_stat_statements' }),
   field({ key: 'statements.query_text', type: 'bool', parse: parseBoolean, default: false, help: 'publish the text of normalized statements in pgvector_statements_query_info (utility statements, whose literals pg_stat_statements keeps, never)' }),
 
