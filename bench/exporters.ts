@@ -30,6 +30,8 @@ export interface OurExporterOptions {
   intervalMs?: number;
   /** Login role; OUR_ROLE by default. */
   role?: string;
+  /** Database of the cluster to watch; the bench database by default. */
+  database?: string;
   /** database.pool_max; the default (3) when undefined. */
   poolMax?: number;
   /** Collectors to run; default every collector except recall (off by default, and not something the peer does). */
@@ -71,7 +73,7 @@ export async function startOurExporter(db: BenchDatabase, options: OurExporterOp
     name: options.name,
     command: process.execPath,
     args: [...(options.nodeFlags ?? []), CLI, 'serve', '--web.listen-address', `127.0.0.1:${port}`, '--config', writeConfig(options.name, yaml)],
-    env: { ...process.env, DATABASE_URL: db.url(options.role ?? OUR_ROLE) },
+    env: { ...process.env, DATABASE_URL: options.database ? db.cluster.url(options.database, options.role ?? OUR_ROLE) : db.url(options.role ?? OUR_ROLE) },
     url: `http://127.0.0.1:${port}`,
     readyPath: '/readyz',
   });

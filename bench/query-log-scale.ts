@@ -62,7 +62,7 @@ export async function startWriter(url: string, perSecond: number, connections = 
   return w;
 }
 
-async function createDatabase(db: BenchDatabase, name: string, through?: string): Promise<string> {
+export async function createDatabase(db: BenchDatabase, name: string, through?: string): Promise<string> {
   const admin = new pg.Client({ connectionString: db.cluster.url('postgres') });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
@@ -227,6 +227,7 @@ export interface ThroughputFigures {
   rejected: number;
   catchUpSeconds: number;
   dbMsPerMinute: number;
+  topStatements: { statement: string; calls: number; msPerMinute: number }[];
 }
 
 /**
@@ -242,6 +243,8 @@ export async function throughputScenario(
   seconds: number,
   rowsPerSecond: number,
   log: (line: string) => void,
+  /** The database written to and watched; the bench database by default. */
+  database?: string,
 ): Promise<ThroughputFigures> {
   const scrape = async () => {
     const text = await (await fetch(`${exporterUrl}/metrics`)).text();
@@ -255,9 +258,13 @@ export async function throughputScenario(
     }
     return { count, rejected, lag };
   };
-  const writer = await db.connect('bench-throughput-writer');
+  const writer = database ? new pg.Client({ connectionString: db.cluster.url(database), application_name: 'bench-throughput-writer' }) : await db.connect('bench-throughput-writer');
+  if (database) {
+    writer.on('error', () => undefined);
+    await writer.connect();
+  }
   const start = await scrape();
-  await db.query('SELECT pg_stat_statements_reset()');
+  await writer.query('SELECT pg_stat_statements_reset()');
   const t0 = performance.now();
   const elapsed = () => (performance.now() - t0) / 1000;
   let written = 0;
@@ -286,7 +293,16 @@ export async function throughputScenario(
   }
   const wroteFor = elapsed();
   const { rows: dbTime } = await writer.query<{ ms: number }>(
-    'SELECT coalesce(sum(s.total_exec_time), 0)::float8 AS ms FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid WHERE r.rolname = $1',
+    `SELECT coalesce(sum(s.total_exec_time), 0)::float8 AS ms FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+      WHERE r.rolname = $1 AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    [role],
+  );
+  // Where the time goes: the exporter's five most expensive statements (normalized by pg_stat_statements: no literals).
+  const { rows: top } = await writer.query<{ statement: string; calls: string; ms: number }>(
+    `SELECT left(regexp_replace(s.query, '\\s+', ' ', 'g'), 90) AS statement, s.calls::text AS calls, s.total_exec_time::float8 AS ms
+       FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid
+      WHERE r.rolname = $1 AND s.dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+      ORDER BY s.total_exec_time DESC LIMIT 5`,
     [role],
   );
   // Caught up: the histogram has every row (bounded wait: two poll intervals and more).
@@ -309,5 +325,6 @@ export async function throughputScenario(
     rejected: last.rejected - start.rejected,
     catchUpSeconds: (performance.now() - c0) / 1000,
     dbMsPerMinute: (dbTime[0]!.ms / wroteFor) * 60,
+    topStatements: top.map((t) => ({ statement: t.statement, calls: Number(t.calls), msPerMinute: (t.ms / wroteFor) * 60 })),
   };
 }

@@ -3,7 +3,7 @@ import { installSignalHandlers, runBenchmark } from './cleanup.js';
 import { seedCorpus } from './corpus.js';
 import { startDatabase } from './database.js';
 import { runHourSoak } from './hour-soak.js';
-import { conversionScenario, retentionScenario, throughputScenario } from './query-log-scale.js';
+import { conversionScenario, createDatabase, retentionScenario, throughputScenario } from './query-log-scale.js';
 import { OUR_DEFAULTS_ROLE } from './database.js';
 import { startOurExporter } from './exporters.js';
 
@@ -45,10 +45,17 @@ async function main(): Promise<void> {
     case 'throughput': {
       const seconds = Number(process.env.BENCH_THROUGHPUT_SECONDS ?? 600);
       const db = await startDatabase();
-      const exporter = await startOurExporter(db, { name: 'pgvector-exporter (default intervals)', role: OUR_DEFAULTS_ROLE });
-      log(`throughput: 2000 rows/s for ${seconds} s`);
-      save(await throughputScenario(db, exporter.url, OUR_DEFAULTS_ROLE, seconds, 2000, log));
-      await exporter.stop();
+      // Side by side, one after the other on the same cluster: the partitioned log (migration 007), then the
+      // previous design (an unpartitioned log: migrations through 006) in a database of its own.
+      const figures: Record<string, unknown> = {};
+      for (const design of ['partitioned', 'unpartitioned'] as const) {
+        const database = design === 'partitioned' ? undefined : await createDatabase(db, 'rag_unpartitioned', '006').then(() => 'rag_unpartitioned');
+        const exporter = await startOurExporter(db, { name: `pgvector-exporter (default intervals, ${design})`, role: OUR_DEFAULTS_ROLE, database });
+        log(`throughput (${design} log): 2000 rows/s for ${seconds} s`);
+        figures[design] = await throughputScenario(db, exporter.url, OUR_DEFAULTS_ROLE, seconds, 2000, log, database);
+        await exporter.stop();
+      }
+      save(figures);
       break;
     }
     default:
