@@ -74,8 +74,20 @@ describe('tables collector', () => {
     await client.query(
       "INSERT INTO query_performance_log (query_type, duration_ms) SELECT 'vector_search', 1 FROM generate_series(1, 2000)",
     );
+    await client.query("DELETE FROM query_performance_log WHERE id IN (SELECT id FROM query_performance_log WHERE query_type = 'vector_search' LIMIT 500)");
+    await flushStats(client);
     const after = await collect();
     expect(valueOf(after, 'pg_table_size_bytes', log)).toBeGreaterThan(valueOf(before, 'pg_table_size_bytes', log));
+    // The activity counters are the partitions' (the parent itself has no storage and counts nothing).
+    const { rows: leaves } = await client.query<{ ins: string; del: string; dead: string }>(
+      `SELECT sum(s.n_tup_ins)::text AS ins, sum(s.n_tup_del)::text AS del, sum(s.n_dead_tup)::text AS dead
+         FROM pg_partition_tree('query_performance_log') t JOIN pg_stat_user_tables s ON s.relid = t.relid WHERE t.isleaf`,
+    );
+    expect(valueOf(after, 'pg_stat_user_tables_n_tup_ins', log)).toBe(Number(leaves[0]!.ins));
+    expect(valueOf(after, 'pg_stat_user_tables_n_tup_ins', log)).toBeGreaterThanOrEqual(2000);
+    expect(valueOf(after, 'pg_stat_user_tables_n_tup_del', log)).toBe(500);
+    expect(valueOf(after, 'pg_stat_user_tables_n_dead_tup', log)).toBe(Number(leaves[0]!.dead));
+    expect(valueOf(after, 'pg_stat_user_tables_dead_tuple_ratio', log)).toBeGreaterThan(0);
   });
 
   it('reads idx_scan 0 for a table without an index (NULL in pg_stat_user_tables)', async () => {

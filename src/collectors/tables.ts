@@ -49,21 +49,31 @@ const DERIVED = {
 /** A timestamp column as unix seconds, NULL (never) stays NULL for the mapping to decide. */
 const epoch = (column: string) => `extract(epoch FROM s.${column})::float8 AS ${column}`;
 
+/** The activity counters, which a partitioned table (no storage of its own: all zero) reports as the sums over its partitions. */
+const SUMMED = ['seq_scan', 'idx_scan', 'n_tup_ins', 'n_tup_upd', 'n_tup_del', 'n_live_tup', 'n_dead_tup', 'n_mod_since_analyze'] as const;
+
 /**
  * The filter on schemaname/relname reaches pg_class before the per-table statistics functions run, so
  * 2,000 other tables cost nothing. The statistics take no lock on the tables; the sizes do (see
  * TABLE_SIZES_SQL), so they are read apart, table by table.
+ *
+ * The counters are summed over the leaves of pg_partition_tree() (empty for a plain table, which keeps
+ * its own): the daily-partitioned query log reads its rows, scans and dead tuples instead of zeros. Its
+ * partitions are not reported one by one (one series set per day would grow without bound). The last_*
+ * times stay the parent's own: autovacuum never ANALYZEs a partitioned table, so its planner statistics
+ * age until the maintenance job's ANALYZE, which is what pg_stat_user_tables_last_analyze_age_seconds shows.
  */
 export const TABLES_SQL = `
 SELECT current_database() AS datname, s.schemaname, s.relname,
-       s.seq_scan::float8 AS seq_scan, s.idx_scan::float8 AS idx_scan,
-       s.n_tup_ins::float8 AS n_tup_ins, s.n_tup_upd::float8 AS n_tup_upd, s.n_tup_del::float8 AS n_tup_del,
-       s.n_live_tup::float8 AS n_live_tup, s.n_dead_tup::float8 AS n_dead_tup,
-       s.n_mod_since_analyze::float8 AS n_mod_since_analyze,
+       ${SUMMED.map((c) => `COALESCE(p.${c}, s.${c}::float8) AS ${c}`).join(', ')},
        ${epoch('last_vacuum')}, ${epoch('last_autovacuum')}, ${epoch('last_analyze')}, ${epoch('last_autoanalyze')},
        extract(epoch FROM now() - greatest(s.last_analyze, s.last_autoanalyze))::float8 AS analyze_age_seconds,
        s.relid::int8 AS relid
   FROM pg_stat_user_tables s
+  CROSS JOIN LATERAL (
+    SELECT ${SUMMED.map((c) => `sum(l.${c})::float8 AS ${c}`).join(', ')}
+      FROM pg_partition_tree(s.relid) t JOIN pg_stat_user_tables l ON l.relid = t.relid
+     WHERE t.isleaf) p
  WHERE s.schemaname = $1 AND s.relname = ANY($2::text[])`;
 
 /**
