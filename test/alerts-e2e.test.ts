@@ -3,9 +3,8 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCluster } from '../src/local-cluster/cluster.js';
-import { migrate } from '../src/db/migrate.js';
-import { seedDocuments } from './helpers/seed.js';
 import { eventually, startServe, type ServeProcess } from './helpers/exporter.js';
+import { startRagCluster, type RagCluster } from './helpers/rag-cluster.js';
 import { panelTargets, substituteGrafanaVariables, variableQueries } from './helpers/monitoring-files.js';
 import {
   alertmanagerAlerts,
@@ -82,42 +81,18 @@ describe('alerts and dashboards against a real Prometheus and Alertmanager', () 
   let prometheus: ManagedProcess | undefined;
   let alertmanager: ManagedProcess | undefined;
   let webhook: Webhook | undefined;
-  let workload: ReturnType<typeof setInterval> | undefined;
+  let rag: RagCluster | undefined;
   const dir = tempDir('pgve-alerts-e2e-');
 
   beforeAll(async () => {
     const t0 = Date.now();
     const step = (what: string) => process.env.E2E_DEBUG && console.log(`${Date.now() - t0} ms: ${what}`);
-    cluster = await LocalCluster.start();
+    rag = await startRagCluster({ documents: 40, unembedded: 2, checkpoint: true });
+    cluster = rag.cluster;
+    db = rag.db;
     step('cluster');
-    const admin = new pg.Client({ connectionString: cluster.url() });
-    await admin.connect();
-    await admin.query('CREATE DATABASE rag');
-    await admin.end();
-    const client = new pg.Client({ connectionString: cluster.url('rag') });
-    await client.connect();
-    try {
-      await migrate(client);
-      await seedDocuments(client, { count: 40, prefix: 'doc', withEmbeddings: true });
-      await seedDocuments(client, { count: 2, prefix: 'unembedded' });
-      await client.query('ANALYZE');
-      // pg_basebackup waits for a spread checkpoint otherwise (minutes after the writes above)
-      await client.query('CHECKPOINT');
-    } finally {
-      await client.end();
-    }
     standby = await cluster.createStandby();
     step('standby');
-    db = new pg.Pool({ connectionString: cluster.url('rag'), max: 2 });
-    db.on('error', () => undefined);
-
-    // the search service's log: fast queries of every type, every half second
-    workload = setInterval(() => {
-      db.query(
-        `INSERT INTO query_performance_log (query_type, duration_ms, rows_returned)
-         SELECT t, 20 + random() * 60, 10 FROM unnest(ARRAY['vector_search', 'hybrid_search', 'insert']) t, generate_series(1, 5)`,
-      ).catch(() => undefined);
-    }, 500);
 
     const config = join(dir.path, 'exporter.yaml');
     writeFileSync(config, exporterConfig(join(dir.path, 'backups'), cluster.binDir));
@@ -142,14 +117,12 @@ describe('alerts and dashboards against a real Prometheus and Alertmanager', () 
   }, TIMEOUT);
 
   afterAll(async () => {
-    if (workload) clearInterval(workload);
     await prometheus?.stop();
     await alertmanager?.stop();
     await exporter?.stop();
     await webhook?.close();
-    await db?.end().catch(() => undefined);
     standby?.remove();
-    cluster?.remove();
+    await rag?.remove();
     dir.remove();
   }, TIMEOUT);
 

@@ -5,9 +5,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../src/free-port.js';
 import { LocalCluster } from '../src/local-cluster/cluster.js';
-import { migrate } from '../src/db/migrate.js';
-import { seedDocuments } from './helpers/seed.js';
 import { eventually, startServe, type ServeProcess } from './helpers/exporter.js';
+import { startRagCluster, type RagCluster } from './helpers/rag-cluster.js';
+import { seedDocuments } from './helpers/seed.js';
 import {
   alertmanagerAlerts,
   promQuery,
@@ -83,35 +83,16 @@ describe.skipIf(!existsSync(PEER))('alerts with two exporter replicas and postgr
   let prometheus: ManagedProcess | undefined;
   let alertmanager: ManagedProcess | undefined;
   let webhook: Webhook | undefined;
-  let workload: ReturnType<typeof setInterval> | undefined;
+  let rag: RagCluster | undefined;
   const dir = tempDir('pgve-alerts-replicas-');
 
   beforeAll(async () => {
     // 40 connection slots, 3 reserved for superusers: 37 open to the exporters, the test and the "service"
-    ours = await LocalCluster.start({ settings: { max_connections: '40', superuser_reserved_connections: '3' } });
+    rag = await startRagCluster({ settings: { max_connections: '40', superuser_reserved_connections: '3' }, documents: 20 });
+    ours = rag.cluster;
+    db = rag.db;
     theirs = await LocalCluster.start();
     theirs.stopServer();
-    const admin = new pg.Client({ connectionString: ours.url() });
-    await admin.connect();
-    await admin.query('CREATE DATABASE rag');
-    await admin.end();
-    const client = new pg.Client({ connectionString: ours.url('rag') });
-    await client.connect();
-    try {
-      await migrate(client);
-      await seedDocuments(client, { count: 20, prefix: 'doc', withEmbeddings: true });
-      await client.query('ANALYZE');
-    } finally {
-      await client.end();
-    }
-    db = new pg.Pool({ connectionString: ours.url('rag'), max: 2 });
-    db.on('error', () => undefined);
-    workload = setInterval(() => {
-      db.query(
-        `INSERT INTO query_performance_log (query_type, duration_ms, rows_returned)
-         SELECT t, 20 + random() * 60, 10 FROM unnest(ARRAY['vector_search', 'hybrid_search', 'insert']) t, generate_series(1, 5)`,
-      ).catch(() => undefined);
-    }, 500);
 
     const config = join(dir.path, 'exporter.yaml');
     writeFileSync(config, exporterConfig());
@@ -139,15 +120,13 @@ describe.skipIf(!existsSync(PEER))('alerts with two exporter replicas and postgr
   }, TIMEOUT);
 
   afterAll(async () => {
-    if (workload) clearInterval(workload);
     await prometheus?.stop();
     await alertmanager?.stop();
     for (const r of replicas) await r.stop();
     peer?.kill('SIGTERM');
     await webhook?.close();
-    await db?.end().catch(() => undefined);
     theirs?.remove();
-    ours?.remove();
+    await rag?.remove();
     dir.remove();
   }, TIMEOUT);
 
