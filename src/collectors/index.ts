@@ -62,6 +62,33 @@ export const COLLECTOR_FACTORIES = {
 
 export type CollectorName = keyof typeof COLLECTOR_FACTORIES;
 
+/**
+ * What a collector measures: the `server` (one poll answers for every database: pg_stat_activity,
+ * pg_locks, pg_settings, replication) or the `database` it is connected to (its tables, indexes, RAG
+ * schema, its row of pg_stat_database, its pg_stat_statements entries). With auto-discovery the
+ * database-scoped ones run in every watched database, their samples labelled datname; the server-scoped
+ * ones run once, on the primary connection.
+ */
+export const COLLECTOR_SCOPES: Record<CollectorName, 'server' | 'database'> = {
+  connectivity: 'server',
+  database: 'database',
+  replication: 'server',
+  connections: 'server',
+  tables: 'database',
+  indexes: 'database',
+  health: 'database',
+  query_log: 'database',
+  embeddings: 'database',
+  embedding_failures: 'database',
+  recall: 'database',
+  statements: 'database',
+  locks: 'server',
+  replication_slots: 'server',
+  settings: 'server',
+  stat_bgwriter: 'server',
+  stat_checkpointer: 'server',
+};
+
 /** Every collector's name, in COLLECTOR_FACTORIES order. */
 export const COLLECTOR_NAMES = Object.keys(COLLECTOR_FACTORIES) as CollectorName[];
 

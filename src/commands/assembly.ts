@@ -17,6 +17,14 @@ import type { CollectorSchedule } from '../poller/poller.js';
 
 /** application_name of the exporter's own pool (collectors): what dashboards and pg_stat_activity show. */
 export const EXPORTER_APPLICATION_NAME = 'pgvector-exporter';
+/** application_name of the one-connection pools of the databases auto-discovery watches. */
+export const DATABASES_APPLICATION_NAME = 'pgvector-exporter databases';
+/**
+ * How long a watched database's connection stays open idle. Short: DROP DATABASE waits up to 5 s for
+ * other sessions to leave, then refuses; a connection that is closed within a second never makes a
+ * user's DROP DATABASE fail, and the budget's shares turn over quickly.
+ */
+export const DATABASES_IDLE_TIMEOUT_MS = 1000;
 /** application_name of the jobs' bookkeeping pool (maintenance_log, lock look-ups); each job's own session names itself. */
 export const JOBS_APPLICATION_NAME = 'pgvector-exporter jobs';
 /** application_name of `migrate`'s one session. */
@@ -72,6 +80,19 @@ export function collectorSchedules(config: Config): Record<CollectorName, Collec
 
 export function exporterPoolOptions(config: Config): PoolOptions {
   return { applicationName: EXPORTER_APPLICATION_NAME, max: config.database.pool_max, connectTimeoutMs: config.database.connect_timeout };
+}
+
+/** Auto-discovery's settings (README, Watching every database); undefined when it is off. */
+export function autoDiscoverOptions(config: Config) {
+  const a = config.auto_discover;
+  if (!a.enabled) return undefined;
+  return {
+    include: a.include_databases,
+    exclude: a.exclude_databases,
+    intervalMs: a.interval,
+    maxConnections: a.max_connections,
+    pool: { applicationName: DATABASES_APPLICATION_NAME, max: 1, connectTimeoutMs: config.database.connect_timeout, idleTimeoutMs: DATABASES_IDLE_TIMEOUT_MS } satisfies PoolOptions,
+  };
 }
 
 /** pg_up's own one-connection pool, so a pool of collectors waiting on locks never reads as "server down". */

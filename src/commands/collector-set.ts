@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { Collector } from '../collectors/collector.js';
-import { COLLECTOR_NAMES, createCollectors, type CollectorName } from '../collectors/index.js';
+import { COLLECTOR_NAMES, COLLECTOR_SCOPES, createCollectors, type CollectorName } from '../collectors/index.js';
 import type { Config } from '../config/schema.js';
 import { customCollector } from '../custom/collector.js';
 import { loadCustomCollectors, type OwnedNames } from '../custom/load.js';
@@ -18,10 +18,20 @@ export interface CollectorSet {
   fingerprint: (name: string) => string;
 }
 
-export function collectorSet(config: Config, registry: Registry): CollectorSet {
+/**
+ * Which collectors: `every` (one database watched), or with auto-discovery `server` (the primary
+ * connection's: server-scoped built-ins, custom collectors with `databases: primary`) or `database`
+ * (one watched database's: database-scoped built-ins, custom collectors with `databases: all`).
+ */
+export type CollectorScope = 'every' | 'server' | 'database';
+
+export function collectorSet(config: Config, registry: Registry, scope: CollectorScope = 'every'): CollectorSet {
   const options = collectorsOptions(config);
-  const builtIn = createCollectors(enabledCollectorNames(config), options);
-  const definitions = loadCustomCollectors(customCollectorsSources(config), ownedNames(builtIn, registry));
+  const enabled = createCollectors(enabledCollectorNames(config), options);
+  // Custom collectors may not take a built-in family's name, whichever scope either runs in.
+  const custom = loadCustomCollectors(customCollectorsSources(config), ownedNames(enabled, registry));
+  const builtIn = scope === 'every' ? enabled : enabled.filter((c) => COLLECTOR_SCOPES[c.name as CollectorName] === scope);
+  const definitions = scope === 'every' ? custom : custom.filter((d) => (d.databases === 'all') === (scope === 'database'));
   const builtInSchedules = collectorSchedules(config);
   const schedules = new Map<string, CollectorSchedule>();
   const fingerprints = new Map<string, string>();

@@ -15,9 +15,10 @@ import { ScrapeCache } from '../metrics/scrape-cache.js';
 import { registerSelfMetrics } from '../metrics/self-metrics.js';
 import { Poller } from '../poller/poller.js';
 import { onReloadSignal, waitForShutdownSignal } from '../signals.js';
-import { exporterPoolOptions, httpSettings, pgUpPoolOptions, jobRunnerSettings, jobSchedules } from './assembly.js';
+import { autoDiscoverOptions, exporterPoolOptions, httpSettings, pgUpPoolOptions, jobRunnerSettings, jobSchedules } from './assembly.js';
 import { collectorSet, type CollectorSet } from './collector-set.js';
 import type { Command } from './command.js';
+import { watchedDatabases } from './databases.js';
 import { commandContext, readConfig } from './context.js';
 import { Reloader, restartOnlyChanges } from './reload.js';
 
@@ -78,9 +79,13 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
   const jobs = new JobService({ runner: jobRunnerSettings(config), schedules: jobSchedules(config), connection, log, registry });
   const jobsToken = options.jobs ? config.jobs.api_token : undefined;
   const reloadMetrics = registerReloadMetrics(registry);
+  // With auto-discovery, the primary connection runs the server-scoped collectors and every watched
+  // database (the primary's included) the database-scoped ones (commands/databases.ts).
+  const scope = autoDiscoverOptions(config) ? 'server' : 'every';
+  const selfMetrics = registerSelfMetrics(registry);
   let collectors: CollectorSet;
   try {
-    collectors = collectorSet(config, registry);
+    collectors = collectorSet(config, registry, scope);
   } catch (err) {
     await Promise.all([pool.end(), ownPool.end()]);
     throw err;
@@ -92,18 +97,22 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
     pool,
     ownPool,
     log,
-    observer: registerSelfMetrics(registry),
+    observer: selfMetrics,
     maxBackoffMs: config.database.reconnect_max_backoff,
   });
+  const databases = watchedDatabases({ config, connection, primary: pool, registry, selfMetrics, log });
   let running = config;
   const reloader = new Reloader({
     log,
     observer: reloadMetrics,
     prepare: () => {
       const next = options.readConfig!();
-      const nextCollectors = collectorSet(next, registry);
+      const nextCollectors = collectorSet(next, registry, scope);
+      // Validated here, before anything changes; each watched database then builds its own set.
+      if (databases) collectorSet(next, registry, 'database');
       return () => {
         const summary = poller.reconcile(nextCollectors.collectors, nextCollectors.schedule, nextCollectors.fingerprint);
+        databases?.reconcile(() => collectorSet(next, registry, 'database'));
         const restartOnly = restartOnlyChanges(running, next);
         running = next;
         log.info({ ...summary, ...(restartOnly.length ? { needsRestart: restartOnly } : {}) }, 'config reloaded');
@@ -112,14 +121,14 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
   });
   const reloadToken = options.readConfig ? config.jobs.api_token : undefined;
   const stopReloadSignal = options.readConfig ? onReloadSignal(() => void reloader.reload()) : () => undefined;
-  const scrapes = new ScrapeCache(() => exposition(registry, () => poller.render()));
+  const scrapes = new ScrapeCache(() => exposition(registry, () => poller.render() + (databases?.render() ?? '')));
   let http: RunningHttpServer;
   try {
     http = await startHttpServer({
       ...httpSettings(config),
       metrics: () => scrapes.body(),
       contentType: CONTENT_TYPE,
-      ready: () => poller.ready(),
+      ready: () => poller.ready() && (databases?.ready() ?? true),
       webConfig: options.webConfig,
       log,
       selfAuthenticatedRoutes: (app) => {
@@ -134,6 +143,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
     throw err;
   }
   poller.start();
+  databases?.start();
   if (options.jobs) await jobs.start();
   log.info({ address: http.address, target: connection.description }, 'exporter listening');
   return {
@@ -146,7 +156,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
       stopReloadSignal();
       await http.close();
       // A running job gets a short grace, then is cancelled; the poller stops meanwhile.
-      await Promise.all([jobs.stop(), poller.stop()]);
+      await Promise.all([jobs.stop(), poller.stop(), databases?.stop()]);
       await Promise.all([pool.end(), ownPool.end()]).catch(() => undefined);
     },
   };

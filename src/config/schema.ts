@@ -231,6 +231,11 @@ export const FIELDS = [
   field({ key: 'database.connect_timeout', type: 'duration', parse: positiveDuration, default: '5s', help: 'time allowed to open one connection' }),
   field({ key: 'database.reconnect_max_backoff', type: 'duration', parse: positiveDuration, default: '30s', help: 'longest wait between reconnection attempts' }),
 
+  field({ key: 'auto_discover.enabled', type: 'bool', parse: parseBoolean, default: false, env: 'PG_EXPORTER_AUTO_DISCOVER_DATABASES', flag: 'auto-discover-databases', help: "watch every database of the server (postgres_exporter's flag): the database-scoped collectors run in each, their families labelled datname (README, Watching every database)" }),
+  field({ key: 'auto_discover.exclude_databases', type: 'list', parse: parseStringList, default: [], env: 'PG_EXPORTER_EXCLUDE_DATABASES', flag: 'exclude-databases', help: 'databases not watched by auto-discovery: names, or patterns with * wildcards; comma-separated in a flag or variable' }),
+  field({ key: 'auto_discover.include_databases', type: 'list', parse: parseStringList, default: [], env: 'PG_EXPORTER_INCLUDE_DATABASES', flag: 'include-databases', help: 'if set, only these databases are watched by auto-discovery (names or * patterns); exclude_databases still applies' }),
+  field({ key: 'auto_discover.interval', type: 'duration', parse: positiveDuration, default: '1m', help: 'how often pg_database is read: a new database is watched, a dropped one forgotten, within this time' }),
+  field({ key: 'auto_discover.max_connections', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 5, help: "connections the watched databases' one-connection pools hold open at once, all together (the primary database's database.pool_max and pg_up's one come on top)" }),
   field({ key: 'app.application_name', type: 'string', parse: parseString, default: 'rag-search', env: 'APP_APPLICATION_NAME', help: "application_name of the search service's connections" }),
   field({ key: 'app.pool_max', type: 'int', parse: (v) => parseInteger(v, 1, 100_000), default: 50, env: 'APP_POOL_MAX', help: "the search service's pool maximum (pool_size 20 + max_overflow 30)" }),
 

@@ -157,3 +157,12 @@ function settings(info: ConnInfo, source: ConnectionSource, where: string, env: 
   const description = `${user}@${host ?? 'localhost'}:${port ?? 5432}/${client.database ?? user}`;
   return { client, Client: clientClass(tls), tls, source, description };
 }
+
+/** The same server, role, password and TLS, on another database (auto-discovery's per-database pools). */
+export function onDatabase(settings: ConnectionSettings, database: string): ConnectionSettings {
+  const client: pg.ClientConfig = { ...settings.client, database };
+  // The spread leaves out the non-enumerable password: carried over the same way.
+  if (settings.client.password !== undefined) Object.defineProperty(client, 'password', { value: settings.client.password, enumerable: false, writable: true, configurable: true });
+  const description = settings.description.replace(/\/[^/]*$/, `/${database}`);
+  return { ...settings, client, description };
+}

@@ -83,6 +83,9 @@ export const isObjectNotInPrerequisiteState = (err: unknown): boolean => hasCode
 /** pg_hba.conf rejected the connection or the authorization is invalid (28000), e.g. only hostssl lines match. */
 export const isAuthorizationRejected = (err: unknown): boolean => hasCode(err, '28000');
 
+/** The database named in the connection does not exist (3D000): e.g. dropped since it was discovered. */
+export const isDatabaseMissing = (err: unknown): boolean => hasCode(err, '3D000');
+
 /** The role lacks a privilege (42501). */
 export const isPermissionDenied = (err: unknown): boolean => hasCode(err, '42501');
 

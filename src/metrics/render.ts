@@ -5,23 +5,45 @@ import { isHistogramSample, type Labels, type MetricFamily, type Sample } from '
  * so /metrics only concatenates strings and never touches the database.
  */
 export function renderSnapshot(families: readonly MetricFamily[], samples: readonly Sample[]): string {
+  return renderFamilies(families, renderBodies(families, samples));
+}
+
+/** The sample lines of each family that has samples, by family name, without the HELP and TYPE lines. */
+export function renderBodies(families: readonly MetricFamily[], samples: readonly Sample[]): Map<string, string> {
   const byFamily = new Map<string, Sample[]>();
   for (const sample of samples) {
     const list = byFamily.get(sample.family);
     if (list) list.push(sample);
     else byFamily.set(sample.family, [sample]);
   }
-  const out: string[] = [];
+  const bodies = new Map<string, string>();
   for (const family of families) {
     const familySamples = byFamily.get(family.name);
     if (!familySamples || familySamples.length === 0) continue;
-    out.push(`# HELP ${family.name} ${escapeHelp(family.help)}`, `# TYPE ${family.name} ${family.type}`);
+    const out: string[] = [];
     for (const sample of familySamples) {
       if (isHistogramSample(sample)) out.push(...renderHistogram(family.name, sample.buckets ?? family.buckets ?? [], sample.labels, sample.bucketCounts, sample.count, sample.sum));
       else out.push(`${family.name}${formatLabels(sample.labels)} ${formatValue(sample.value)}`);
     }
+    bodies.set(family.name, `${out.join('\n')}\n`);
   }
-  return out.length ? `${out.join('\n')}\n` : '';
+  return bodies;
+}
+
+/** The HELP and TYPE lines of a family. */
+export function familyHeader(family: MetricFamily): string {
+  return `# HELP ${family.name} ${escapeHelp(family.help)}\n# TYPE ${family.name} ${family.type}\n`;
+}
+
+/** Families in order, each with its header once and the sample lines of one or several snapshots. */
+export function renderFamilies(families: readonly MetricFamily[], ...bodies: ReadonlyMap<string, string>[]): string {
+  let out = '';
+  for (const family of families) {
+    let lines = '';
+    for (const b of bodies) lines += b.get(family.name) ?? '';
+    if (lines) out += familyHeader(family) + lines;
+  }
+  return out;
 }
 
 function renderHistogram(name: string, bounds: readonly number[], labels: Labels | undefined, counts: number[], count: number, sum: number): string[] {

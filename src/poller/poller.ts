@@ -1,9 +1,9 @@
 import { setMaxListeners } from 'node:events';
 import type pg from 'pg';
-import { NoDataError, type Collector, type QueryFn } from '../collectors/collector.js';
+import { NoDataError, type Collector, type Labels, type MetricFamily, type QueryFn, type Sample } from '../collectors/collector.js';
 import { describeDatabaseError, isConnectionBroken, isTransientDatabaseError } from '../db/errors.js';
 import type { Logger } from '../log.js';
-import { countSeries, renderSnapshot } from '../metrics/render.js';
+import { countSeries, renderBodies, renderFamilies } from '../metrics/render.js';
 import type { CollectorObserver } from '../metrics/self-metrics.js';
 
 export interface CollectorSchedule {
@@ -29,6 +29,23 @@ export interface PollerOptions {
    * whose fingerprint did not change, cache and timer included. Default: the name alone.
    */
   fingerprint?: (name: string) => string;
+  /**
+   * Labels added to every sample (a sample's own label of the same name wins): with auto-discovery,
+   * the datname of the database this poller watches.
+   */
+  labels?: Labels;
+  /**
+   * A failure its owner handles (a watched database dropped since discovery): logged at debug, not as a
+   * collector failure, when this returns true.
+   */
+  expectedFailure?: (err: unknown) => boolean;
+}
+
+/** One collector's last snapshot: its families as of that poll and the sample lines of each. */
+export interface CollectorSnapshot {
+  name: string;
+  families: readonly MetricFamily[];
+  bodies: ReadonlyMap<string, string>;
 }
 
 /** What a reload changed, by collector name. */
@@ -45,7 +62,9 @@ interface CollectorState {
   schedule: CollectorSchedule;
   /** Replaced or removed by a reload: its poll in flight finishes, but it is neither published nor rescheduled. */
   retired?: boolean;
-  text: string;
+  /** The last snapshot's families (a custom collector's can change from poll to poll) and sample lines. */
+  families: readonly MetricFamily[];
+  bodies: Map<string, string>;
   polled: boolean;
   consecutiveTransientFailures: number;
   timer?: NodeJS.Timeout;
@@ -125,7 +144,7 @@ export class Poller {
   }
 
   private newState(collector: Collector, fingerprint: string, schedule: CollectorSchedule): CollectorState {
-    return { collector, fingerprint, schedule, text: '', polled: false, consecutiveTransientFailures: 0 };
+    return { collector, fingerprint, schedule, families: [], bodies: new Map(), polled: false, consecutiveTransientFailures: 0 };
   }
 
   /**
@@ -168,13 +187,14 @@ export class Poller {
     clearTimeout(state.timer);
   }
 
-  start(): void {
+  /** Starts polling; the first polls after `delayMs` (spreading many pollers' first polls). */
+  start(delayMs = 0): void {
     this.stopped = false;
     this.stopping = new AbortController();
     // Every in-flight poll listens on this one signal; with many (custom) collectors that is more than
     // Node's default of 10 listeners, which is not a leak here.
     setMaxListeners(0, this.stopping.signal);
-    for (const state of this.states) this.schedule(state, 0);
+    for (const state of this.states) this.schedule(state, delayMs);
   }
 
   async stop(): Promise<void> {
@@ -205,7 +225,12 @@ export class Poller {
 
   /** The cached exposition text of every collector. */
   render(): string {
-    return this.states.map((s) => s.text).join('');
+    return this.states.map((s) => renderFamilies(s.families, s.bodies)).join('');
+  }
+
+  /** Every collector's last snapshot, in order, for merging the snapshots of several pollers into one text. */
+  snapshots(): CollectorSnapshot[] {
+    return this.states.map((s) => ({ name: s.collector.name, families: s.families, bodies: s.bodies }));
   }
 
   /** Polls every collector once now (tests, and `serve --once` style tooling). */
@@ -238,13 +263,14 @@ export class Poller {
     const started = process.hrtime.bigint();
     let ok = false;
     try {
-      const samples = await this.collectWithDeadline(collector, state.schedule, log);
+      const samples = this.labelled(await this.collectWithDeadline(collector, state.schedule, log));
       const { seriesLimit } = state.schedule;
       if (seriesLimit !== undefined) {
         const series = countSeries(collector.families, samples);
         if (series > seriesLimit) throw new SeriesLimitError(series, seriesLimit);
       }
-      state.text = renderSnapshot(collector.families, samples);
+      state.families = collector.families;
+      state.bodies = renderBodies(state.families, samples);
       state.consecutiveTransientFailures = 0;
       ok = true;
     } catch (err) {
@@ -258,8 +284,14 @@ export class Poller {
     }
   }
 
+  private labelled(samples: Sample[]): Sample[] {
+    const { labels } = this.options;
+    if (!labels) return samples;
+    return samples.map((sample) => ({ ...sample, labels: { ...labels, ...sample.labels } }));
+  }
+
   private recordFailure(state: CollectorState, err: unknown, log: Logger): void {
-    if (!state.collector.keepOnFailure) state.text = '';
+    if (!state.collector.keepOnFailure) state.bodies = new Map();
     if (err instanceof NoDataError) {
       log.debug({ reason: err.message }, 'no data');
       return;
@@ -269,6 +301,10 @@ export class Poller {
       return;
     }
     if (isTransientDatabaseError(err) || err instanceof DeadlineExceededError) state.consecutiveTransientFailures += 1;
+    if (this.options.expectedFailure?.(err)) {
+      log.debug({ error: describeDatabaseError(err) }, 'collector failed (expected)');
+      return;
+    }
     log.warn({ error: describeDatabaseError(err) }, 'collector failed');
   }
 

@@ -1,0 +1,43 @@
+import type pg from 'pg';
+import type { Registry } from 'prom-client';
+import type { Config } from '../config/schema.js';
+import { ConnectionBudget, limitPool } from '../db/connection-budget.js';
+import { onDatabase, type ConnectionSettings } from '../db/connection.js';
+import { createPool } from '../db/pool.js';
+import type { Logger } from '../log.js';
+import type { SelfMetrics } from '../metrics/self-metrics.js';
+import { WatchedDatabases } from '../poller/watched-databases.js';
+import { autoDiscoverOptions, collectorSchedules } from './assembly.js';
+import { collectorSet } from './collector-set.js';
+
+/**
+ * With --auto-discover-databases, the per-database side of serve: one pool of one connection per watched
+ * database, all under one ConnectionBudget (auto_discover.max_connections), each with a poller of the
+ * database-scoped collectors. Undefined when auto-discovery is off: serve is then exactly as before.
+ */
+export function watchedDatabases(options: {
+  config: Config;
+  connection: ConnectionSettings;
+  primary: pg.Pool;
+  registry: Registry;
+  selfMetrics: SelfMetrics;
+  log: Logger;
+}): WatchedDatabases | undefined {
+  const { config, connection, registry, log } = options;
+  const discovery = autoDiscoverOptions(config);
+  if (!discovery) return undefined;
+  const budget = new ConnectionBudget(discovery.maxConnections);
+  // Under the cap a poll waits for a share as long as the longest poll may last, not just a connect timeout.
+  const waitMs = Math.max(discovery.pool.connectTimeoutMs, ...Object.values(collectorSchedules(config)).map((s) => s.timeoutMs));
+  return new WatchedDatabases({
+    primary: options.primary,
+    include: discovery.include,
+    exclude: discovery.exclude,
+    intervalMs: discovery.intervalMs,
+    openPool: (datname) => limitPool(createPool(onDatabase(connection, datname), discovery.pool, log), budget, waitMs),
+    collectors: () => collectorSet(config, registry, 'database'),
+    observer: (datname) => options.selfMetrics.forDatabase(datname),
+    log,
+    maxBackoffMs: config.database.reconnect_max_backoff,
+  });
+}
