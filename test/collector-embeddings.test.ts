@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { EMBEDDINGS_SQL, embeddingsCollector } from '../src/collectors/embeddings.js';
+import { EMBEDDINGS_SINCE_SQL, EMBEDDINGS_SQL, embeddingsCollector } from '../src/collectors/embeddings.js';
 import { collectorContext, undeclaredSamples, valueOf, useDatabaseClient } from './helpers/collector-context.js';
 import { seedDocuments, seedEmbeddings } from './helpers/seed.js';
 
-const OPTIONS = { dimensions: 3072, models: ['text-embedding-3-large', 'text-embedding-3-small'] };
+const OPTIONS = { dimensions: 3072, models: ['text-embedding-3-large', 'text-embedding-3-small'], exactIntervalMs: 3_600_000 };
 
 describe('embeddings collector', () => {
   let client: pg.Client;
@@ -39,7 +39,7 @@ describe('embeddings collector', () => {
   });
 
   it('skips the dimension scan while vector(3072) enforces it', async () => {
-    const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${EMBEDDINGS_SQL}`, [3072, OPTIONS.models]);
+    const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${EMBEDDINGS_SQL}`, [3072, OPTIONS.models, 10]);
     const plan = JSON.stringify(rows[0]);
     // The dimension sub-select is in the plan but never executed ("never executed" = 0 loops).
     expect(plan).toMatch(/vector_dims/);
@@ -62,6 +62,62 @@ describe('embeddings collector', () => {
     expect(valueOf(samples, 'rag_embeddings', { model_name: 'other' })).toBe(1);
     expect(valueOf(samples, 'rag_embeddings', { model_name: 'text-embedding-3-small' })).toBe(4);
     expect(valueOf(samples, 'rag_documents_missing_embedding')).toBe(1);
+  });
+
+  it('between exact counts follows what changed: new documents and embeddings, backfilled and new missing ones', async () => {
+    const collector = embeddingsCollector(OPTIONS);
+    const ctx = collectorContext(client);
+    const at = async () => {
+      const samples = await collector.collect(ctx);
+      return {
+        documents: valueOf(samples, 'rag_documents')!,
+        missing: valueOf(samples, 'rag_documents_missing_embedding')!,
+        large: valueOf(samples, 'rag_embeddings', { model_name: 'text-embedding-3-large' })!,
+        small: valueOf(samples, 'rag_embeddings', { model_name: 'text-embedding-3-small' })!,
+        exact: collector.lastPollExact,
+      };
+    };
+    const base = await at(); // the first poll counts exactly (this database holds the previous test's rows)
+    expect(base.exact).toBe(true);
+    const { rows: missingRows } = await client.query<{ id: string }>(
+      'SELECT id FROM framework_documents d WHERE NOT EXISTS (SELECT 1 FROM chunk_embeddings e WHERE e.document_id = d.id) ORDER BY id',
+    );
+    expect(missingRows.length).toBe(base.missing);
+    expect(base.missing).toBeGreaterThan(0);
+
+    await seedDocuments(client, { count: 4, prefix: 'later', withEmbeddings: true });
+    await seedEmbeddings(client, await seedDocuments(client, { count: 2, prefix: 'later-small' }), 'text-embedding-3-small');
+    await seedDocuments(client, { count: 3, prefix: 'later-none' });
+    // one of the documents missing at the exact count gets its embedding
+    await seedEmbeddings(client, [missingRows[0]!.id], 'text-embedding-3-large');
+
+    const after = await at();
+    expect(after.exact).toBe(false);
+    expect(after).toEqual({
+      documents: base.documents + 9,
+      missing: base.missing - 1 + 3,
+      large: base.large + 4 + 1,
+      small: base.small + 2,
+      exact: false,
+    });
+    // and the next exact count agrees
+    const exact = await embeddingsCollector(OPTIONS).collect(ctx);
+    expect(valueOf(exact, 'rag_documents')).toBe(after.documents);
+    expect(valueOf(exact, 'rag_documents_missing_embedding')).toBe(after.missing);
+    expect(valueOf(exact, 'rag_embeddings', { model_name: 'text-embedding-3-large' })).toBe(after.large);
+  });
+
+  it('counts between exact counts with index range scans on created_at and primary-key probes only', async () => {
+    await client.query('SET enable_seqscan = off'); // as on a large corpus, where a range of new rows is a small share
+    try {
+      const { rows } = await client.query(`EXPLAIN (FORMAT JSON) ${EMBEDDINGS_SINCE_SQL}`, [3072, OPTIONS.models, new Date(), ['00000000-0000-0000-0000-000000000000']]);
+      const plan = JSON.stringify(rows[0]);
+      expect(plan).not.toMatch(/"Seq Scan"/);
+      expect(plan).toMatch(/idx_documents_created_at/);
+      expect(plan).toMatch(/idx_embeddings_created_at/);
+    } finally {
+      await client.query('RESET enable_seqscan');
+    }
   });
 });
 

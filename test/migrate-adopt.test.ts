@@ -130,7 +130,7 @@ describe('migrate --adopt on a database built from the specification', () => {
     const health = await healthCollector().collect(ctx);
     expect(valueOf(health, 'rag_health_check_status', { component: 'vector_index', status: 'HEALTHY' })).toBe(1);
     expect(valueOf(health, 'rag_health_check_status', { component: 'embedding_completeness', status: 'CRITICAL' })).toBe(1);
-    const embeddings = await embeddingsCollector({ dimensions: 3072, models: ['text-embedding-3-large'] }).collect(ctx);
+    const embeddings = await embeddingsCollector({ dimensions: 3072, models: ['text-embedding-3-large'], exactIntervalMs: 3_600_000 }).collect(ctx);
     expect(valueOf(embeddings, 'rag_documents_missing_embedding')).toBe(11);
     const indexes = await indexesCollector({ schema: 'public', tables: ['chunk_embeddings'], expectedIndexes: ['idx_embeddings_vector'] }).collect(ctx);
     expect(valueOf(indexes, 'pg_index_expected_present', { indexrelname: 'idx_embeddings_vector' })).toBe(1);

@@ -48,7 +48,7 @@ export function collectorsOptions(config: Config): CollectorsOptions {
       lookback: config.query_log.lookback,
       batchRows: config.query_log.batch_rows,
     },
-    embeddings: { dimensions: config.embeddings.dimensions, models: config.embeddings.models },
+    embeddings: { dimensions: config.embeddings.dimensions, models: config.embeddings.models, exactIntervalMs: config.embeddings.exact_interval },
     embeddingFailures: { gracePeriodMs: config.embedding_failures.grace_period },
     recall: {
       sampleSize: config.recall.sample_size,

@@ -256,6 +256,7 @@ export const FIELDS = [
   field({ key: 'query_log.batch_rows', type: 'int', parse: (v) => parseInteger(v, 1000, 10_000_000), default: 250_000, help: 'log rows aggregated per statement; a poll runs more statements while it is behind and within its time budget' }),
   field({ key: 'embeddings.dimensions', type: 'int', parse: (v) => parseInteger(v, 1, 64_000), default: 3072, help: 'expected vector dimension of chunk_embeddings.embedding' }),
   field({ key: 'embeddings.models', type: 'list', parse: parseStringList, default: ['text-embedding-3-large', 'text-embedding-3-small'], help: 'model_name values reported by name; others count as unknown ("other")' }),
+  field({ key: 'embeddings.exact_interval', type: 'duration', parse: positiveDuration, default: '1h', help: 'how often the embeddings collector counts the whole corpus exactly; the polls in between count only the rows created since (docs/operations.md)' }),
   field({ key: 'embedding_failures.grace_period', type: 'duration', parse: positiveDuration, default: '30m', help: 'how long a new document may stay without an embedding before rag_embedding_generation_failures_total counts it' }),
   field({ key: 'recall.sample_size', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 20, help: 'stored embeddings used as queries per recall measurement' }),
   field({ key: 'recall.top_k', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 10, help: 'neighbours compared per query' }),
