@@ -83,6 +83,27 @@ describe('system_health_check()', () => {
     expect(critical.details).toMatch(/^6 of 26 documents/);
   });
 
+  it('above rag.health_exact_count_max_rows estimates completeness from the recent documents and a sample (migration 008)', async () => {
+    const [exact, estimated, withRecent] = await rolledBack(db.pool, async (client) => {
+      await seedDocuments(client, { count: 40, withEmbeddings: true });
+      await seedDocuments(client, { count: 3 });
+      await client.query("UPDATE framework_documents SET created_at = now() - interval '2 hours'");
+      await client.query('ANALYZE framework_documents'); // the catalog's row count the bound is judged by
+      const exact = (await healthCheck(client)).get('embedding_completeness')!;
+      // a bound below the table's size; a sample of the whole table (100 %), so the estimate is deterministic here
+      await client.query("SET LOCAL rag.health_exact_count_max_rows = 10; SET LOCAL rag.health_sample_rows = 1000000");
+      const estimated = (await healthCheck(client)).get('embedding_completeness')!;
+      await seedDocuments(client, { count: 1 }); // created now: in the recent window, counted exactly
+      return [exact, estimated, (await healthCheck(client)).get('embedding_completeness')!];
+    });
+    const [, missing, documents] = /^(\d+) of (\d+) documents have no embedding/.exec(exact.details)!;
+    expect(exact.status, exact.details).toBe("WARNING");
+    expect(estimated.status).toBe('WARNING');
+    expect(estimated.details).toMatch(new RegExp(`^about ${missing} of about ${documents} documents have no embedding .*estimated: the 0 documents of the last 01:00:00 counted, ${missing} of ${documents} sampled older ones missing`));
+    expect(withRecent.status, withRecent.details).toBe('WARNING'); // 4 of 44: below 10 %
+    expect(withRecent.details).toMatch(/the 1 documents of the last 01:00:00 counted/);
+  });
+
   it('reports invalid_indexes CRITICAL for the leftover of a failed CREATE UNIQUE INDEX CONCURRENTLY', async () => {
     // Every seeded document of one call shares its source_file, so a unique index on it fails,
     // and CONCURRENTLY leaves the half-built index behind, marked invalid.
