@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { embeddingFailuresCollector } from '../src/collectors/embedding-failures.js';
-import { collectorContext, undeclaredSamples, valueOf, useDatabaseClient } from './helpers/collector-context.js';
+import { collectorContext, connect, undeclaredSamples, valueOf, useDatabaseClient } from './helpers/collector-context.js';
+import type { TestDatabase } from './helpers/database.js';
 import { seedDocuments } from './helpers/seed.js';
 
 const logFailures = (client: pg.Client, n: number, queryType = 'embedding_generation', error: string | null = 'openai: 429 Too Many Requests') =>
@@ -15,7 +16,8 @@ async function oldDocuments(client: pg.Client, prefix: string, count: number, ag
 
 describe('embedding_failures collector', () => {
   let client: pg.Client;
-  useDatabaseClient((opened) => ({ client } = opened));
+  let db: TestDatabase;
+  useDatabaseClient((opened) => ({ client, db } = opened));
 
   it('counts what is already there on the first poll: failed log rows and documents past the grace period', async () => {
     await logFailures(client, 2);
@@ -65,5 +67,34 @@ describe('embedding_failures collector', () => {
     await logFailures(client, 1);
     samples = await collector.collect(ctx);
     expect(value('query_log') - base.log).toBe(4);
+  });
+
+  it('counts a failed row whose lower id commits after a higher id was read', async () => {
+    const collector = embeddingFailuresCollector({ gracePeriodMs: 30 * 60_000 });
+    const ctx = collectorContext(client);
+    const value = (samples: Awaited<ReturnType<typeof collector.collect>>) =>
+      valueOf(samples, 'rag_embedding_generation_failures_total', { reason: 'query_log' })!;
+    const base = value(await collector.collect(ctx));
+    const late = await connect(db.url);
+    try {
+      // The late writer takes the lower id and holds it uncommitted; a higher id commits and is read.
+      await late.query('BEGIN');
+      const { rows: [low] } = await late.query<{ id: string }>(
+        "INSERT INTO query_performance_log (query_type, duration_ms, error) VALUES ('embedding_generation', 120, 'openai: 500') RETURNING id",
+      );
+      const { rows: [high] } = await client.query<{ id: string }>(
+        "INSERT INTO query_performance_log (query_type, duration_ms, error) VALUES ('embedding_generation', 120, 'openai: 429') RETURNING id",
+      );
+      expect(Number(high!.id)).toBeGreaterThan(Number(low!.id));
+      expect(value(await collector.collect(ctx)) - base).toBe(1);
+      await late.query('COMMIT');
+      // The next polls read the lower id's row from its hole, once (a cursor on the highest id read never returns to it).
+      let samples = await collector.collect(ctx);
+      for (let i = 0; i < 3; i++) samples = await collector.collect(ctx);
+      expect(value(samples) - base).toBe(2);
+    } finally {
+      await late.query('ROLLBACK').catch(() => undefined);
+      await late.end();
+    }
   });
 });

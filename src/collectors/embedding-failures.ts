@@ -1,14 +1,16 @@
 import type { Collector, MetricFamily, Sample } from './collector.js';
 import { requireFeature } from './features.js';
+import { IdCursor, readColumns, readCtes, START_COLUMNS, startCtes, START_HOLE_WINDOW, type ReadRow, type StartRow } from './id-cursor.js';
 
 /**
  * Failed embedding generations, as the database shows them, counted once each: the specification's
  * `embedding_generation_failures_total` (a recording rule of alerts/rules sums the reasons per database).
  *
  * - `query_log`: rows of query_performance_log whose query_type is `embedding_generation` and whose error
- *   is set (the search service logs its embedding calls there). Read past a cursor on the log's id, so a
- *   row is counted once however often the collector polls, and log retention deleting old rows never
- *   makes the counter go down.
+ *   is set (the search service logs its embedding calls there). Read with the query_log collector's id
+ *   cursor (id-cursor.ts: a watermark plus the holes of ids not committed yet), so a row is counted
+ *   once however often the collector polls, also when its transaction commits after a higher id was
+ *   read, and log retention deleting old rows never makes the counter go down.
  * - `missing_embedding`: documents still without any row in chunk_embeddings once they are older than the
  *   grace period. Counted when their created_at crosses now() - grace: a cursor on that cutoff, so each
  *   document once (one embedded later stays counted: it did miss the grace period).
@@ -19,8 +21,10 @@ import { requireFeature } from './features.js';
  * ignores a series' first value, so a start alone never raises an alert.
  *
  * Cost: the first poll counts the failed rows of the whole log once (a sequential scan of
- * query_performance_log); later polls read only rows past the cursor (the primary key) and documents
- * created between two cutoffs (idx_documents_created_at).
+ * query_performance_log) and the documents past the grace period without an embedding once (an
+ * anti-join over the corpus); later polls read only log rows past the cursor and in its holes (primary
+ * key range scans, at most BATCH_ROWS per statement) and the documents created between two cutoffs
+ * (idx_documents_created_at).
  */
 const FAMILIES = {
   failures: {
@@ -38,35 +42,57 @@ export interface EmbeddingFailuresOptions {
   gracePeriodMs: number;
 }
 
+/** Log rows read per statement; a poll that is behind reads on within the first half of its time. */
+export const BATCH_ROWS = 250_000;
+
 /**
- * $1 the log id already read (-1 before the first poll), $2 the previous cutoff (NULL before the first
- * poll: every document older than the new cutoff), $3 the grace period in seconds, $4 the query_type.
- * max_id is read in the same statement as the count, so rows committed later are read by the next poll.
+ * Where reading the log starts: at its newest row, counting the failed rows up to it. $1
+ * START_HOLE_WINDOW, $2 the query_type. The ids just below the start that are not visible yet are
+ * holes, read when they commit.
  */
-export const EMBEDDING_FAILURES_SQL = `
-WITH cutoff AS (SELECT now() - make_interval(secs => $3::float8) AS at),
-     logged AS (SELECT max(id) AS max_id,
-                       count(*) FILTER (WHERE query_type = $4 AND error IS NOT NULL) AS failed
-                  FROM query_performance_log
-                 WHERE id > $1::bigint)
-SELECT logged.max_id::text AS max_id,
-       logged.failed,
-       cutoff.at AS cutoff,
+export const EMBEDDING_FAILURES_START_SQL = `
+WITH ${startCtes('query_performance_log', '(SELECT max(id) FROM query_performance_log)', '$1')}
+SELECT ${START_COLUMNS},
+       (SELECT count(*) FROM query_performance_log
+         WHERE id <= s.watermark AND query_type = $2 AND error IS NOT NULL) AS failed
+FROM start s`;
+
+/** One read of the log past the cursor and in its holes. $1 watermark, $2 batch rows, $3/$4 hole bounds, $5 the query_type. */
+export const EMBEDDING_FAILURES_READ_SQL = `
+WITH ${readCtes('query_performance_log', ['query_type', 'error'], { watermark: '$1', batchRows: '$2', holeLo: '$3', holeHi: '$4' })}
+SELECT (SELECT count(*) FROM (SELECT query_type, error FROM tail UNION ALL SELECT query_type, error FROM filled) r
+         WHERE query_type = $5 AND error IS NOT NULL) AS failed,
+       ${readColumns('query_performance_log')}`;
+
+/**
+ * Documents whose created_at crossed now() - grace since the previous cutoff, still without an
+ * embedding. $1 the previous cutoff (NULL before the first poll: every document older than the new
+ * cutoff), $2 the grace period in seconds.
+ */
+export const MISSING_EMBEDDINGS_SQL = `
+WITH cutoff AS (SELECT now() - make_interval(secs => $2::float8) AS at)
+SELECT cutoff.at AS cutoff,
        (SELECT count(*) FROM framework_documents d
          WHERE d.created_at <= cutoff.at
-           AND ($2::timestamptz IS NULL OR d.created_at > $2::timestamptz)
+           AND ($1::timestamptz IS NULL OR d.created_at > $1::timestamptz)
            AND NOT EXISTS (SELECT 1 FROM chunk_embeddings e WHERE e.document_id = d.id)) AS missing
-  FROM logged, cutoff`;
+  FROM cutoff`;
 
-interface Row extends Record<string, unknown> {
-  max_id: string | null;
+interface FailedStartRow extends StartRow {
   failed: string;
+}
+
+interface FailedReadRow extends ReadRow {
+  failed: string;
+}
+
+interface MissingRow extends Record<string, unknown> {
   cutoff: Date;
   missing: string;
 }
 
 export function embeddingFailuresCollector(options: EmbeddingFailuresOptions): Collector {
-  let lastId = '-1';
+  const cursor = new IdCursor('query_performance_log');
   let lastCutoff: Date | null = null;
   let fromLog = 0;
   let missing = 0;
@@ -74,13 +100,25 @@ export function embeddingFailuresCollector(options: EmbeddingFailuresOptions): C
     name: 'embedding_failures',
     families: Object.values(FAMILIES),
     async collect(ctx): Promise<Sample[]> {
-      const { query } = ctx;
+      const { query, log } = ctx;
       if (!(await requireFeature(ctx, 'embedding_failures'))) return [];
-      const [row] = await query<Row>(EMBEDDING_FAILURES_SQL, [lastId, lastCutoff, options.gracePeriodMs / 1000, EMBEDDING_GENERATION_QUERY_TYPE]);
-      // The cursors move only once the poll has succeeded: a failed poll is read again by the next one.
-      fromLog += Number(row!.failed);
+      // The cursors move only once a statement has succeeded: a failed poll is read again by the next one.
+      if (!cursor.started) {
+        const [row] = await query<FailedStartRow>(EMBEDDING_FAILURES_START_SQL, [START_HOLE_WINDOW, EMBEDDING_GENERATION_QUERY_TYPE]);
+        cursor.start(row!);
+        fromLog += Number(row!.failed);
+      }
+      // Behind (a full batch came back): read on within the first half of the poll's time left.
+      const readUntil = Date.now() + (ctx.deadline - Date.now()) / 2;
+      for (;;) {
+        const { watermark, lo, hi } = cursor.params();
+        const [row] = await query<FailedReadRow>(EMBEDDING_FAILURES_READ_SQL, [watermark, BATCH_ROWS, lo, hi, EMBEDDING_GENERATION_QUERY_TYPE]);
+        cursor.advance(row!, log);
+        fromLog += Number(row!.failed);
+        if (Number(row!.tail_rows) < BATCH_ROWS || Date.now() >= readUntil || ctx.signal.aborted) break;
+      }
+      const [row] = await query<MissingRow>(MISSING_EMBEDDINGS_SQL, [lastCutoff, options.gracePeriodMs / 1000]);
       missing += Number(row!.missing);
-      if (row!.max_id !== null) lastId = row!.max_id;
       lastCutoff = row!.cutoff;
       return [
         { family: FAMILIES.failures.name, labels: { reason: 'query_log' }, value: fromLog },
