@@ -75,6 +75,45 @@ async function createRoles(client: pg.Client): Promise<void> {
   await client.query(`CREATE ROLE ${PEER_ROLE} LOGIN IN ROLE pg_monitor`);
 }
 
+/**
+ * Another migrated database in the same cluster (same roles), for scenarios that compare two databases
+ * side by side; the returned handle points at it.
+ */
+export async function addMigratedDatabase(db: BenchDatabase, name: string): Promise<BenchDatabase> {
+  const admin = new pg.Client({ connectionString: db.cluster.url('postgres') });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const other: BenchDatabase = {
+    cluster: db.cluster,
+    url: (user = 'postgres') => db.cluster.url(name, user),
+    async connect(applicationName = 'bench') {
+      const client = new pg.Client({ connectionString: db.cluster.url(name), application_name: applicationName });
+      client.on('error', () => undefined);
+      await client.connect();
+      return client;
+    },
+    async query(sql, params) {
+      const client = await other.connect();
+      try {
+        return (await client.query(sql, params)).rows;
+      } finally {
+        await client.end();
+      }
+    },
+  };
+  const client = await other.connect('bench-migrate');
+  try {
+    await migrate(client, loadMigrations(MIGRATIONS));
+  } finally {
+    await client.end();
+  }
+  return other;
+}
+
 /** Versions for the report's machine section. */
 export async function serverVersions(db: BenchDatabase): Promise<{ postgres: string; pgvector: string }> {
   const [row] = await db.query<{ postgres: string; pgvector: string }>(

@@ -44,6 +44,10 @@ export interface OurExporterOptions {
   jobs?: boolean;
   /** Node/V8 flags before the script (e.g. the image's --max-semi-space-size). */
   nodeFlags?: readonly string[];
+  /** More top-level YAML for the config file (e.g. `embeddings:` settings). */
+  extraYaml?: string;
+  /** How long to wait for /readyz (the first poll of every collector); 30 s by default. */
+  readyTimeoutMs?: number;
 }
 
 export const DEFAULT_COLLECTORS = COLLECTOR_NAMES.filter((name) => name !== 'recall');
@@ -65,6 +69,7 @@ export async function startOurExporter(db: BenchDatabase, options: OurExporterOp
     ...(options.poolMax !== undefined ? [`database:\n  pool_max: ${options.poolMax}`] : []),
     `collectors:\n${collectors}`,
     ...(options.lookbackMs !== undefined ? [`query_log:\n  lookback: ${options.lookbackMs}ms`] : []),
+    ...(options.extraYaml !== undefined ? [options.extraYaml] : []),
     ...(options.customCollectors !== undefined ? [`custom_collectors:\n  files: [${JSON.stringify(writeConfig(`${options.name}-custom`, options.customCollectors))}]`] : []),
     '',
   ].join('\n');
@@ -76,7 +81,7 @@ export async function startOurExporter(db: BenchDatabase, options: OurExporterOp
     env: { ...process.env, DATABASE_URL: options.database ? db.cluster.url(options.database, options.role ?? OUR_ROLE) : db.url(options.role ?? OUR_ROLE) },
     url: `http://127.0.0.1:${port}`,
     readyPath: '/readyz',
-  });
+  }, options.readyTimeoutMs);
 }
 
 /** Debian's prometheus-postgres-exporter with its default collectors, logged in as PEER_ROLE. */

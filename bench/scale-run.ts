@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { installSignalHandlers, runBenchmark } from './cleanup.js';
 import { seedCorpus } from './corpus.js';
+import { corpusScenario } from './corpus-scale.js';
 import { startDatabase } from './database.js';
 import { runHourSoak } from './hour-soak.js';
 import { conversionScenario, createDatabase, retentionScenario, throughputScenario } from './query-log-scale.js';
@@ -56,6 +57,13 @@ async function main(): Promise<void> {
         await exporter.stop();
       }
       save(figures);
+      break;
+    }
+    case 'corpus': {
+      const db = await startDatabase();
+      const sizes = { small: Number(process.env.BENCH_CORPUS_SMALL ?? 10_000), large: Number(process.env.BENCH_CORPUS_LARGE ?? 1_000_000) };
+      const seconds = { warmup: Number(process.env.BENCH_CORPUS_WARMUP_SECONDS ?? 150), window: Number(process.env.BENCH_CORPUS_SECONDS ?? 600) };
+      save(await corpusScenario(db, sizes, seconds, log));
       break;
     }
     default:
