@@ -36,7 +36,28 @@ export const ADOPT_THROUGH = '006';
 /** A later migration whose result the database already shows (built by the migrations, bookkeeping lost). */
 const ALREADY_IN_EFFECT: Record<string, string> = {
   '007': "SELECT coalesce((SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass('query_performance_log')), false) AS in_effect",
+  '008': "SELECT coalesce((SELECT prosrc LIKE '%rag.health_exact_count_max_rows%' FROM pg_proc WHERE oid = to_regprocedure('system_health_check()')), false) AS in_effect",
 };
+
+/**
+ * The bodies later migrations give functions (008 replaces system_health_check()): a database whose
+ * function already has one of them is newer than the adopted migration, not different from it, and
+ * keeps it. A body is what pg_proc.prosrc holds: the text between the dollar quotes.
+ */
+function laterFunctionBodies(): Map<string, Set<string>> {
+  const bodies = new Map<string, Set<string>>();
+  for (const migration of loadMigrations().filter((m) => m.version > ADOPT_THROUGH)) {
+    for (const { text } of splitSqlScript(migration.sql)) {
+      const what = classifyStatement(text);
+      const quoted = /\bAS\s+(\$\w*\$)([\s\S]*?)\1/i.exec(text);
+      if (what.kind !== 'function' || !quoted) continue;
+      const set = bodies.get(what.name) ?? new Set<string>();
+      set.add(quoted[2]!);
+      bodies.set(what.name, set);
+    }
+  }
+  return bodies;
+}
 
 export type AdoptAction = 'keep' | 'create' | 'replace' | 'rebuild' | 'run' | 'skip';
 
@@ -462,6 +483,9 @@ function planStep(
         return step('create', `function ${what.name}(${reference.args})`, undefined, [sql]);
       }
       if (actual.source === reference.source) return step('keep', `function ${what.name}(${reference.args})`);
+      if (actual.result === reference.result && laterFunctionBodies().get(what.name)?.has(actual.source)) {
+        return step('keep', `function ${what.name}(${reference.args})`, "a later migration's version");
+      }
       if (actual.result !== reference.result) {
         return { conflict: `${migration}: function ${what.name}(${reference.args}) returns ${actual.result}, the migrations' returns ${reference.result}` };
       }
