@@ -7,6 +7,7 @@ import type { PoolOptions } from '../db/pool.js';
 import type { HttpOptions } from '../http/server.js';
 import { JOB_NAMES, type JobName, type JobRunnerSettings } from '../jobs/index.js';
 import type { CollectorSchedule } from '../poller/poller.js';
+import type { ProbeTargetsOptions } from './probe-targets.js';
 
 /**
  * The one place where the validated Config (YAML's snake_case keys, durations in ms) becomes the plain
@@ -27,6 +28,8 @@ export const DATABASES_APPLICATION_NAME = 'pgvector-exporter databases';
 export const DATABASES_IDLE_TIMEOUT_MS = 1000;
 /** application_name of the jobs' bookkeeping pool (maintenance_log, lock look-ups); each job's own session names itself. */
 export const JOBS_APPLICATION_NAME = 'pgvector-exporter jobs';
+/** application_name of the pools of /probe targets (and `${PROBE_APPLICATION_NAME} pg_up` of their pg_up connection). */
+export const PROBE_APPLICATION_NAME = 'pgvector-exporter probe';
 /** application_name of `migrate`'s one session. */
 export const MIGRATE_APPLICATION_NAME = 'pgvector-exporter-migrate';
 
@@ -98,6 +101,22 @@ export function autoDiscoverOptions(config: Config) {
 /** pg_up's own one-connection pool, so a pool of collectors waiting on locks never reads as "server down". */
 export function pgUpPoolOptions(config: Config): PoolOptions {
   return { applicationName: `${EXPORTER_APPLICATION_NAME} pg_up`, max: 1, connectTimeoutMs: config.database.connect_timeout };
+}
+
+/** The /probe targets' settings (the collectors, built per target, are the composition root's). */
+export function probeTargetsSettings(config: Config): Omit<ProbeTargetsOptions, 'collectors' | 'log' | 'observer'> {
+  const connectTimeoutMs = config.probe.connect_timeout;
+  return {
+    authModules: Object.fromEntries(
+      Object.entries(config.auth_modules ?? {}).map(([name, m]) => [name, { user: m.username, password: m.password, options: m.options }]),
+    ),
+    maxTargets: config.probe.max_targets,
+    idleTimeoutMs: config.probe.idle_timeout,
+    defaultScrapeTimeoutMs: config.probe.scrape_timeout,
+    pool: { applicationName: PROBE_APPLICATION_NAME, max: config.probe.pool_max, connectTimeoutMs },
+    ownPool: { applicationName: `${PROBE_APPLICATION_NAME} pg_up`, max: 1, connectTimeoutMs },
+    maxBackoffMs: config.database.reconnect_max_backoff,
+  };
 }
 
 /** The same for serve and `jobs run`: the runner, its jobs, their timeouts, the window and its pool. */

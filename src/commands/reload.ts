@@ -43,7 +43,7 @@ export class Reloader {
 }
 
 /** Settings a reload does not apply (the pool, the HTTP server, the scheduler run as started). */
-const RESTART_ONLY = ['database_url', 'database', 'auto_discover', 'web', 'jobs', 'log_level', 'instance_name'] as const;
+const RESTART_ONLY = ['database_url', 'database', 'auto_discover', 'web', 'jobs', 'log_level', 'instance_name', 'auth_modules', 'probe'] as const;
 
 /** The restart-only settings that differ between two configs, for one log line. */
 export function restartOnlyChanges(before: Config, after: Config): string[] {

@@ -4,22 +4,25 @@ import type { Config } from '../config/schema.js';
 import type { ConnectionSettings } from '../db/connection.js';
 import { createPool } from '../db/pool.js';
 import { mountJobsRoute } from '../http/jobs-route.js';
+import { mountProbeRoute } from '../http/probe-route.js';
 import { mountReloadRoute } from '../http/reload-route.js';
 import { startHttpServer, type RunningHttpServer } from '../http/server.js';
 import { loadWebConfig, type WebConfig } from '../http/web-config.js';
 import { JobService } from '../jobs/service.js';
 import type { Logger } from '../log.js';
 import { CONTENT_TYPE, createRegistry, exposition } from '../metrics/registry.js';
+import { registerProbeMetrics } from '../metrics/probe-metrics.js';
 import { registerReloadMetrics } from '../metrics/reload-metrics.js';
 import { ScrapeCache } from '../metrics/scrape-cache.js';
 import { registerSelfMetrics } from '../metrics/self-metrics.js';
 import { Poller } from '../poller/poller.js';
 import { onReloadSignal, waitForShutdownSignal } from '../signals.js';
-import { autoDiscoverOptions, exporterPoolOptions, httpSettings, pgUpPoolOptions, jobRunnerSettings, jobSchedules } from './assembly.js';
+import { autoDiscoverOptions, exporterPoolOptions, httpSettings, pgUpPoolOptions, jobRunnerSettings, jobSchedules, probeTargetsSettings } from './assembly.js';
 import { collectorSet, type CollectorSet } from './collector-set.js';
 import type { Command } from './command.js';
 import { watchedDatabases } from './databases.js';
 import { commandContext, readConfig } from './context.js';
+import { ProbeTargets } from './probe-targets.js';
 import { Reloader, restartOnlyChanges } from './reload.js';
 
 /**
@@ -28,7 +31,7 @@ import { Reloader, restartOnlyChanges } from './reload.js';
  */
 export const serveCommand: Command = {
   name: 'serve',
-  summary: 'poll the database and serve Prometheus metrics (GET /metrics, /healthz, /readyz)',
+  summary: 'poll the database and serve Prometheus metrics (GET /metrics, /healthz, /readyz, /probe?target=...)',
   usage: 'pgvector-exporter serve [--database-url URL] [--web.listen-address HOST:PORT] [--config FILE]',
   options: {
     'no-jobs': { type: 'boolean', help: 'do not run the maintenance scheduler (e.g. the sidecar of a read-only replica)' },
@@ -102,6 +105,13 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
   });
   const databases = watchedDatabases({ config, connection, primary: pool, registry, selfMetrics, log });
   let running = config;
+  // GET /probe's targets: each with a pool and poller of its own, built on its first probe from the running config.
+  const probeTargets = new ProbeTargets({
+    ...probeTargetsSettings(config),
+    collectors: () => collectorSet(running, registry),
+    log,
+    observer: registerProbeMetrics(registry),
+  });
   const reloader = new Reloader({
     log,
     observer: reloadMetrics,
@@ -115,6 +125,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
         databases?.reconcile(() => collectorSet(next, registry, 'database'));
         const restartOnly = restartOnlyChanges(running, next);
         running = next;
+        probeTargets.reconcile();
         log.info({ ...summary, ...(restartOnly.length ? { needsRestart: restartOnly } : {}) }, 'config reloaded');
       };
     },
@@ -131,6 +142,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
       ready: () => poller.ready() && (databases?.ready() ?? true),
       webConfig: options.webConfig,
       log,
+      authenticatedRoutes: (app) => mountProbeRoute(app, probeTargets, CONTENT_TYPE, log),
       selfAuthenticatedRoutes: (app) => {
         if (jobsToken) mountJobsRoute(app, jobs.runner, jobsToken, log);
         if (reloadToken) mountReloadRoute(app, () => reloader.reload(), reloadToken, log);
@@ -138,7 +150,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
     });
   } catch (err) {
     stopReloadSignal();
-    await jobs.stop();
+    await Promise.all([jobs.stop(), probeTargets.stop()]);
     await Promise.all([pool.end(), ownPool.end()]);
     throw err;
   }
@@ -156,7 +168,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
       stopReloadSignal();
       await http.close();
       // A running job gets a short grace, then is cancelled; the poller stops meanwhile.
-      await Promise.all([jobs.stop(), poller.stop(), databases?.stop()]);
+      await Promise.all([jobs.stop(), poller.stop(), databases?.stop(), probeTargets.stop()]);
       await Promise.all([pool.end(), ownPool.end()]).catch(() => undefined);
     },
   };

@@ -4,6 +4,7 @@ import { ConfigError } from '../errors.js';
 import { COLLECTOR_NAMES } from '../collectors/index.js';
 import { JOB_NAMES } from '../jobs/index.js';
 import { FIELDS, type Config, type ConfigOf, type FieldSpec } from './schema.js';
+import { NestedValueError } from './values.js';
 
 export interface ConfigSources {
   /** Flag values by flag name (without the leading dashes), as parsed by the CLI. */
@@ -92,6 +93,11 @@ function walkMap(
       try {
         values.set(key, field.parse(raw));
       } catch (err) {
+        if (err instanceof NestedValueError) {
+          // Inside a structured setting: the line and key of the very key that is wrong.
+          const inner = nestedNode(valueNode, err.path);
+          throw new ConfigError(`${path}:${lineOf(inner) || line}: ${[key, ...err.path].join('.')}: ${err.message}`);
+        }
         throw new ConfigError(`${path}:${lineOf(valueNode) || line}: ${key}: ${(err as Error).message}`);
       }
     } else if (FIELDS.some((f) => f.key.startsWith(`${key}.`))) {
@@ -102,6 +108,20 @@ function walkMap(
       throw new ConfigError(`${path}:${line}: ${unknownKeyMessage(prefix, name, key)}`);
     }
   }
+}
+
+/** The key node at `path` under `node` (its deepest existing ancestor when the key is missing). */
+function nestedNode(node: YamlNode | null, path: readonly string[]): YamlNode | null {
+  let current = node;
+  for (const name of path) {
+    if (!isMap(current)) break;
+    const pair = current.items.find((p) => String(isScalar(p.key) ? p.key.value : p.key) === name);
+    if (!pair) break;
+    current = pair.key as YamlNode;
+    const value = pair.value as YamlNode | null;
+    if (name !== path.at(-1) && value) current = value;
+  }
+  return current;
 }
 
 function unknownKeyMessage(prefix: string, name: string, key: string): string {

@@ -1,5 +1,6 @@
 import { COLLECTOR_NAMES, type CollectorName } from '../collectors/index.js';
 import { JOB_NAMES, type JobName } from '../jobs/index.js';
+import { parseAuthModules } from './auth-modules.js';
 import {
   MAX_AGE_MS,
   parseBoolean,
@@ -185,7 +186,7 @@ const positiveAge = (value: unknown) => {
 };
 
 /** Paths the server answers itself; the metrics path may not shadow them. */
-const RESERVED_PATHS = ['/', '/healthz', '/readyz'];
+const RESERVED_PATHS = ['/', '/healthz', '/readyz', '/probe'];
 const telemetryPath = (value: unknown) => {
   const path = parseHttpPath(value);
   if (RESERVED_PATHS.includes(path) || path.startsWith('/jobs/')) throw new Error(`"${path}" is taken by the exporter's own routes (${RESERVED_PATHS.join(', ')}, /jobs/)`);
@@ -236,6 +237,14 @@ export const FIELDS = [
   field({ key: 'auto_discover.include_databases', type: 'list', parse: parseStringList, default: [], env: 'PG_EXPORTER_INCLUDE_DATABASES', flag: 'include-databases', help: 'if set, only these databases are watched by auto-discovery (names or * patterns); exclude_databases still applies' }),
   field({ key: 'auto_discover.interval', type: 'duration', parse: positiveDuration, default: '1m', help: 'how often pg_database is read: a new database is watched, a dropped one forgotten, within this time' }),
   field({ key: 'auto_discover.max_connections', type: 'int', parse: (v) => parseInteger(v, 1, 1000), default: 5, help: "connections the watched databases' one-connection pools hold open at once, all together (the primary database's database.pool_max and pg_up's one come on top)" }),
+
+  field({ key: 'auth_modules', type: 'map', parse: parseAuthModules, default: undefined, help: "postgres_exporter's auth modules for GET /probe?target=...&auth_module=NAME: NAME: { type: userpass, userpass: { username, password }, options: { sslmode: ..., other libpq keywords } } (README, Many servers from one exporter)" }),
+  field({ key: 'probe.max_targets', type: 'int', parse: (v) => parseInteger(v, 1, 10_000), default: 100, env: 'PROBE_MAX_TARGETS', help: 'most /probe targets polled at once (each has its own pool and poller); a probe of one more is refused with 503 until an idle one is closed' }),
+  field({ key: 'probe.idle_timeout', type: 'duration', parse: positiveDuration, default: '10m', env: 'PROBE_IDLE_TIMEOUT', help: 'a /probe target not probed for this long is closed: its pool ended, its poller stopped' }),
+  field({ key: 'probe.connect_timeout', type: 'duration', parse: positiveDuration, default: '3s', help: "time allowed to open one connection to a /probe target (a dead target answers pg_up 0 within it); a target's own connect_timeout wins" }),
+  field({ key: 'probe.scrape_timeout', type: 'duration', parse: positiveDuration, default: '10s', help: "how long a target's first probe waits for its first poll when the scraper sends no X-Prometheus-Scrape-Timeout-Seconds (Prometheus' default scrape_timeout)" }),
+  field({ key: 'probe.pool_max', type: 'int', parse: (v) => parseInteger(v, 1, 20), default: 2, help: "connections in each /probe target's pool (plus one for pg_up)" }),
+
   field({ key: 'app.application_name', type: 'string', parse: parseString, default: 'rag-search', env: 'APP_APPLICATION_NAME', help: "application_name of the search service's connections" }),
   field({ key: 'app.pool_max', type: 'int', parse: (v) => parseInteger(v, 1, 100_000), default: 50, env: 'APP_POOL_MAX', help: "the search service's pool maximum (pool_size 20 + max_overflow 30)" }),
 

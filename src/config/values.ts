@@ -151,3 +151,17 @@ export function parseEnum<T extends string>(allowed: readonly T[]) {
     return text;
   };
 }
+
+/**
+ * A bad value inside a structured setting (a mapping such as auth_modules): `path` leads from the
+ * setting's key to the offending key, so the loader can name file:line:key of that very key.
+ */
+export class NestedValueError extends Error {
+  constructor(
+    message: string,
+    readonly path: readonly string[],
+  ) {
+    super(message);
+    this.name = 'NestedValueError';
+  }
+}

@@ -15,7 +15,8 @@ export type ConnectionSource =
   | 'DATA_SOURCE_URI'
   | 'config file'
   | 'POSTGRES_*'
-  | 'PG*';
+  | 'PG*'
+  | 'probe target';
 
 export interface ConnectionSettings {
   /** Settings for pg.Client / pg.Pool (TLS resolved with libpq's meaning); the password is not enumerable. */
@@ -126,8 +127,17 @@ function fromPostgresVariables(env: Env): ConnectionSettings {
   return settings(info, 'POSTGRES_*', 'POSTGRES_* variables', env);
 }
 
+/**
+ * A /probe target's settings from its libpq keywords: no environment (the exporter's own PGPASSWORD must
+ * never be offered to a host that a scraper names), and its password is not registered for redaction
+ * (a flood of distinct targets must not grow that list; no log record carries a target's password).
+ */
+export function probeTargetSettings(info: ConnInfo, where: string): ConnectionSettings {
+  return settings(info, 'probe target', where, {}, false);
+}
+
 /** libpq's keywords -> pg's settings; what the string leaves out comes from libpq's PG* variables, as in libpq. */
-function settings(info: ConnInfo, source: ConnectionSource, where: string, env: Env): ConnectionSettings {
+function settings(info: ConnInfo, source: ConnectionSource, where: string, env: Env, registerSecrets = true): ConnectionSettings {
   const host = info.hostaddr ?? info.host ?? env.PGHOSTADDR ?? env.PGHOST;
   if (host?.includes(',')) throw new ConfigError(`${where}: several hosts are not supported; give one host (one exporter per server)`);
   const portText = info.port ?? env.PGPORT;
@@ -138,8 +148,8 @@ function settings(info: ConnInfo, source: ConnectionSource, where: string, env: 
   const timeoutText = info.connect_timeout ?? env.PGCONNECT_TIMEOUT;
   if (timeoutText !== undefined && !/^\d+$/.test(timeoutText)) throw new ConfigError(`${where}: connect_timeout "${timeoutText.slice(0, 12)}" is not a number of seconds`);
   const password = info.password ?? env.PGPASSWORD;
-  if (password) registerSecret(password);
-  if (info.sslpassword) registerSecret(info.sslpassword);
+  if (password && registerSecrets) registerSecret(password);
+  if (info.sslpassword && registerSecrets) registerSecret(info.sslpassword);
   const tls = resolveTls({ ...info, host: info.host ?? env.PGHOST, hostaddr: info.hostaddr ?? env.PGHOSTADDR }, env, where);
   const client: pg.ClientConfig = {
     host,

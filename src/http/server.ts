@@ -23,6 +23,8 @@ export interface HttpOptions {
   log: Logger;
   /** Routes that authenticate themselves (POST /jobs/<name>/run: bearer token), mounted before basic auth. */
   selfAuthenticatedRoutes?: (app: Express) => void;
+  /** Routes behind the web config's basic auth and TLS, like /metrics (GET /probe). */
+  authenticatedRoutes?: (app: Express) => void;
 }
 
 export interface RunningHttpServer {
@@ -53,6 +55,7 @@ export function createApp(options: HttpOptions): Express {
   options.selfAuthenticatedRoutes?.(app);
   if (options.webConfig?.basicAuthUsers.size) app.use(basicAuth(options.webConfig.basicAuthUsers, options.log));
   if (!openProbes) probes();
+  options.authenticatedRoutes?.(app);
   app.get(options.telemetryPath, async (req, res) => {
     try {
       const body = await options.metrics();
@@ -175,8 +178,13 @@ export function splitListenAddress(address: string): { host: string | undefined;
   return { host: host || undefined, port: Number(address.slice(at + 1)) };
 }
 
-/** The request path for a log line: bounded, control characters escaped (it is attacker-controlled). */
-function printablePath(path: string): string {
+/**
+ * The request path for a log line: without the query (a /probe target may carry a password, in any
+ * encoding), bounded, control characters escaped (it is attacker-controlled).
+ */
+function printablePath(url: string): string {
+  const query = url.indexOf('?');
+  const path = query === -1 ? url : `${url.slice(0, query)}?...`;
   return JSON.stringify(path.slice(0, 200)).slice(1, -1);
 }
 
@@ -190,6 +198,7 @@ function landingPage(telemetryPath: string): string {
 <li><a href="${telemetryPath}">${telemetryPath}</a>: metrics</li>
 <li><a href="/healthz">/healthz</a>: the process is alive</li>
 <li><a href="/readyz">/readyz</a>: the first poll of every collector has finished</li>
+<li>/probe?target=host:port/dbname[&amp;auth_module=NAME]: the metrics of another server (multi-target pattern)</li>
 </ul>
 </body></html>
 `;

@@ -137,6 +137,8 @@ export class Poller {
   private readonly activeBackends = new Set<number>();
   /** Which collector holds each checked-out pooled connection, for PoolWaitError. */
   private readonly holders = new Map<object, string>();
+  /** whenReady() callers waiting for the first poll of every collector. */
+  private readyWaiters: (() => void)[] = [];
 
   constructor(private readonly options: PollerOptions) {
     const fingerprint = options.fingerprint ?? ((name: string) => name);
@@ -223,6 +225,12 @@ export class Poller {
     return this.wasReady;
   }
 
+  /** Resolves once every collector has finished its first poll (at once when that has happened). */
+  whenReady(): Promise<void> {
+    if (this.ready()) return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
   /** The cached exposition text of every collector. */
   render(): string {
     return this.states.map((s) => renderFamilies(s.families, s.bodies)).join('');
@@ -279,6 +287,7 @@ export class Poller {
       this.recordFailure(state, err, log);
     } finally {
       state.polled = true;
+      if (this.readyWaiters.length > 0 && this.ready()) for (const resolve of this.readyWaiters.splice(0)) resolve();
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       if (!state.retired) this.options.observer.observe(collector.name, seconds, ok);
     }

@@ -1,0 +1,224 @@
+import { randomBytes } from 'node:crypto';
+import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../src/free-port.js';
+import { runCli } from './helpers/cli.js';
+import { adminQuery, adminUrl, createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { eventually, sampleValue, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
+import { PASSWORD_CHECKED_ROLE } from './helpers/server.js';
+
+/**
+ * GET /probe (postgres_exporter's multi-target pattern) against the real test server, through the real
+ * CLI: auth modules validated at start, pg_up per target (a dead one answers pg_up 0, not a timeout),
+ * the cap on live targets, idle targets closed (their connections gone from pg_stat_activity), and no
+ * target password in an answer, a log or /metrics.
+ */
+
+/** Every character a URL or a libpq string treats specially. */
+const PASSWORD = `pr0be@:/%#?&= s3cret`;
+const server = new URL(adminUrl());
+const HOSTPORT = `${server.hostname}:${server.port || 5432}`;
+
+function probeUrl(serve: ServeProcess, target: string, authModule?: string): string {
+  const params = new URLSearchParams({ target });
+  if (authModule !== undefined) params.set('auth_module', authModule);
+  return `${serve.url}/probe?${params}`;
+}
+
+async function probe(serve: ServeProcess, target: string, authModule?: string, timeoutSeconds = 10) {
+  const response = await fetch(probeUrl(serve, target, authModule), { headers: { 'X-Prometheus-Scrape-Timeout-Seconds': String(timeoutSeconds) } });
+  return { status: response.status, body: await response.text() };
+}
+
+function probeConfig(role: string, extra = ''): string {
+  return `
+auth_modules:
+  monitor:
+    type: userpass
+    userpass:
+      username: ${role}
+      password: ${JSON.stringify(PASSWORD)}
+    options:
+      sslmode: disable
+collectors:
+  connectivity: { interval: 500ms, timeout: 2s }
+database:
+  reconnect_max_backoff: 1s
+jobs:
+  enabled: false
+${extra}`;
+}
+
+async function liveTargets(serve: ServeProcess): Promise<number> {
+  return sampleValue(await serve.metrics(), 'pgvector_exporter_probe_targets') ?? NaN;
+}
+
+describe('auth_modules are validated at start', () => {
+  const cases: [string, string, RegExp][] = [
+    [
+      'an unknown connection option',
+      'auth_modules:\n  mon:\n    type: userpass\n    userpass: { username: u, password: "s3cr@t:/x" }\n    options:\n      sslmod: disable\n',
+      /config\.yaml:6: auth_modules\.mon\.options\.sslmod: unknown connection option "sslmod"/,
+    ],
+    ['a type that is not userpass', 'auth_modules:\n  mon:\n    type: tls\n', /config\.yaml:3: auth_modules\.mon\.type: "tls" is not an auth module type/],
+    ['a missing password', 'auth_modules:\n  mon:\n    type: userpass\n    userpass:\n      username: u\n', /config\.yaml:4: auth_modules\.mon\.userpass: password is required/],
+    ['a bad sslmode', 'auth_modules:\n  mon:\n    type: userpass\n    userpass: { username: u, password: "s3cr@t:/x" }\n    options: { sslmode: sometimes }\n', /config\.yaml:5: auth_modules\.mon\.options\.sslmode: "sometimes" is not an sslmode/],
+    ['an unknown key', 'auth_modules:\n  mon:\n    type: userpass\n    userpass: { username: u, password: "s3cr@t:/x" }\n    tls_config: {}\n', /config\.yaml:5: auth_modules\.mon\.tls_config: unknown key "tls_config"/],
+    ['a probe setting in seconds where a duration was meant', 'probe:\n  idle_timeout: 30d\n', /config\.yaml:2: probe\.idle_timeout: "30d" is longer than the maximum/],
+  ];
+  it.each(cases)('%s: exit 2, one line naming file:line:key, no password', async (_what, yaml, message) => {
+    const result = await runCli(['serve', '--config', writeConfig(yaml), '--database-url', 'postgresql://nobody@127.0.0.1:1/none']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).not.toContain('s3cr@t');
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+    expect(result.stderr).not.toContain('s3cr@t:/x');
+  });
+});
+
+describe('GET /probe', () => {
+  let db: TestDatabase;
+  let serve: ServeProcess;
+  const role = `probe_${randomBytes(4).toString('hex')}`;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await adminQuery(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${PASSWORD_CHECKED_ROLE}') THEN CREATE ROLE ${PASSWORD_CHECKED_ROLE} NOLOGIN; END IF; END $$`);
+    await adminQuery(`CREATE ROLE ${role} LOGIN PASSWORD '${PASSWORD}' IN ROLE ${PASSWORD_CHECKED_ROLE}, pg_monitor`);
+    serve = await startServe(['--database-url', db.url, '--config', writeConfig(probeConfig(role, 'probe:\n  max_targets: 3\n'))]);
+  });
+  afterAll(async () => {
+    await serve?.stop();
+    await db?.drop();
+    await adminQuery(`DROP ROLE IF EXISTS ${role}`);
+  });
+
+  it('answers a target with an auth module: pg_up 1 and its collectors, not the process metrics', async () => {
+    const { status, body } = await probe(serve, `${HOSTPORT}/${db.name}`, 'monitor');
+    expect(status).toBe(200);
+    expect(sampleValue(body, 'pg_up')).toBe(1);
+    // The target's own database is the one the target names.
+    expect(sampleValue(body, 'pg_database_size_bytes', { datname: db.name })).toBeGreaterThan(0);
+    expect(body).toContain('pgvector_exporter_collector_success{collector="connectivity"} 1');
+    expect(body).not.toMatch(/^process_|^nodejs_|^pgvector_exporter_probe_targets/m);
+    // Later probes answer from the target's cache.
+    const again = await probe(serve, `${HOSTPORT}/${db.name}`, 'monitor');
+    expect(sampleValue(again.body, 'pg_up')).toBe(1);
+    expect(await liveTargets(serve)).toBe(1);
+  });
+
+  it('an unknown auth_module is a 400 saying which, and what is configured', async () => {
+    const { status, body } = await probe(serve, `${HOSTPORT}/${db.name}`, 'nope');
+    expect(status).toBe(400);
+    expect(body).toBe('auth_module "nope" not found (configured in auth_modules: monitor)\n');
+    // /metrics is rendered at most once a second: wait for the count rather than read it at once.
+    await eventually(async () => sampleValue(await serve.metrics(), 'pgvector_exporter_probe_refused_total', { reason: 'unknown_auth_module' }) === 1, 'the refusal counted');
+  });
+
+  it('no target or a malformed one is a 400 that never quotes it', async () => {
+    expect((await fetch(`${serve.url}/probe`)).status).toBe(400);
+    const malformed = await probe(serve, `postgresql://${role}:${encodeURIComponent(PASSWORD)}@${HOSTPORT}:notaport/x`);
+    expect(malformed.status).toBe(400);
+    expect(malformed.body).toMatch(/^target: malformed connection string/);
+    expect(malformed.body).not.toContain('s3cret');
+  });
+
+  it('a dead target answers 200 with pg_up 0 at once, not a scrape timeout', async () => {
+    const dead = `127.0.0.1:${await freePort()}/postgres`;
+    const { status, body } = await probe(serve, dead, 'monitor', 30);
+    expect(status).toBe(200);
+    expect(sampleValue(body, 'pg_up')).toBe(0);
+  });
+
+  it('a target with the password in its URL works; past probe.max_targets live targets a new one is refused with 503', async () => {
+    const target = `postgresql://${role}:${encodeURIComponent(PASSWORD)}@${HOSTPORT}/${db.name}?sslmode=disable`;
+    const good = await probe(serve, target);
+    expect(sampleValue(good.body, 'pg_up')).toBe(1);
+    // Live now: the auth-module target, the dead one, this one = probe.max_targets (3).
+    await eventually(async () => (await liveTargets(serve)) === 3, 'three live targets');
+    const flood = await Promise.all(Array.from({ length: 20 }, (_, i) => probe(serve, `${HOSTPORT}/flood_${i}`, 'monitor')));
+    for (const refused of flood) {
+      expect(refused.status).toBe(503);
+      expect(refused.body).toMatch(/^too many probe targets: 3 are live, the most probe\.max_targets allows/);
+    }
+    // Known targets still answer from their caches.
+    expect(sampleValue((await probe(serve, target)).body, 'pg_up')).toBe(1);
+    const metrics = await eventually(async () => {
+      const text = await serve.metrics();
+      return sampleValue(text, 'pgvector_exporter_probe_refused_total', { reason: 'too_many_targets' }) === 20 && text;
+    }, 'the refusals counted');
+    expect(sampleValue(metrics, 'pgvector_exporter_probe_targets')).toBe(3);
+    for (const text of [good.body, metrics, serve.logs()]) {
+      expect(text).not.toContain('s3cret');
+      expect(text).not.toContain(encodeURIComponent(PASSWORD));
+    }
+  });
+});
+
+describe('a target that comes back, and idle targets closed', () => {
+  let db: TestDatabase;
+  let serve: ServeProcess;
+  let proxy: TcpServer | undefined;
+  const sockets = new Set<Socket>();
+  const role = `probe_${randomBytes(4).toString('hex')}`;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await adminQuery(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${PASSWORD_CHECKED_ROLE}') THEN CREATE ROLE ${PASSWORD_CHECKED_ROLE} NOLOGIN; END IF; END $$`);
+    await adminQuery(`CREATE ROLE ${role} LOGIN PASSWORD 'the-right-one' IN ROLE ${PASSWORD_CHECKED_ROLE}`);
+    serve = await startServe(['--database-url', db.url, '--config', writeConfig(probeConfig('unused', 'probe:\n  idle_timeout: 2s\n'))]);
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    proxy?.close();
+    await serve?.stop();
+    await db?.drop();
+    await adminQuery(`DROP ROLE IF EXISTS ${role}`);
+  });
+
+  it('pg_up goes from 0 to 1 when a dead target starts answering', async () => {
+    const port = await freePort();
+    const target = `postgresql://postgres@127.0.0.1:${port}/${db.name}?sslmode=disable`;
+    const down = await probe(serve, target);
+    expect(down.status).toBe(200);
+    expect(sampleValue(down.body, 'pg_up')).toBe(0);
+    // Now something answers on that port: a TCP relay to the real server.
+    proxy = createTcpServer((client) => {
+      const upstream = tcpConnect(Number(server.port || 5432), server.hostname);
+      for (const s of [client, upstream]) {
+        sockets.add(s);
+        s.on('error', () => undefined);
+        s.on('close', () => sockets.delete(s));
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => proxy!.listen(port, '127.0.0.1', resolve));
+    await eventually(async () => sampleValue((await probe(serve, target)).body, 'pg_up') === 1, 'pg_up 1 after the target came back');
+  });
+
+  it('a wrong password in a target: pg_up 0, and neither password in the answer, the log or /metrics', async () => {
+    const secret = 'wr0ng@:/%#s3cret';
+    const answer = await probe(serve, `postgresql://${role}:${encodeURIComponent(secret)}@${HOSTPORT}/${db.name}?sslmode=disable`);
+    expect(answer.status).toBe(200);
+    expect(sampleValue(answer.body, 'pg_up')).toBe(0);
+    await eventually(async () => /database unreachable[^\n]*password authentication failed|password authentication failed[^\n]*database unreachable/.test(serve.logs()), 'the failed login logged');
+    for (const text of [answer.body, await serve.metrics(), serve.logs()]) {
+      expect(text).not.toContain('s3cret');
+      expect(text).not.toContain(encodeURIComponent(secret));
+    }
+  });
+
+  it('a target not probed for probe.idle_timeout is closed: its connections leave pg_stat_activity', async () => {
+    const target = `postgresql://postgres@${HOSTPORT}/${db.name}?sslmode=disable`;
+    const answer = await probe(serve, target);
+    expect(sampleValue(answer.body, 'pg_up')).toBe(1);
+    const probeConnections = async () =>
+      Number((await adminQuery<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'pgvector-exporter probe%'", [db.name])).rows[0]!.n);
+    expect(await probeConnections()).toBeGreaterThan(0);
+    // No more probes: the target is closed and its pools ended.
+    await eventually(async () => (await probeConnections()) === 0, 'the idle target closed');
+    await eventually(async () => (await liveTargets(serve)) === 0, 'pgvector_exporter_probe_targets 0');
+    expect(sampleValue(await serve.metrics(), 'pgvector_exporter_probe_targets_closed_total')).toBeGreaterThanOrEqual(1);
+  });
+});
