@@ -146,7 +146,7 @@ describe('GET /probe', () => {
     expect(sampleValue((await probe(serve, target)).body, 'pg_up')).toBe(1);
     const metrics = await eventually(async () => {
       const text = await serve.metrics();
-      return sampleValue(text, 'pgvector_exporter_probe_refused_total', { reason: 'too_many_targets' }) === 20 && text;
+      return sampleValue(text, 'pgvector_exporter_probe_refused_total', { reason: 'too_many_targets' }) === 20 ? text : undefined;
     }, 'the refusals counted');
     expect(sampleValue(metrics, 'pgvector_exporter_probe_targets')).toBe(3);
     for (const text of [good.body, metrics, serve.logs()]) {
