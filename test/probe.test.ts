@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer, type Socket } from 'node:net';
+import pg from 'pg';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectivityCollector } from '../src/collectors/connectivity.js';
 import { freePort } from '../src/free-port.js';
+import { createLogger } from '../src/log.js';
+import { registerSelfMetrics } from '../src/metrics/self-metrics.js';
+import { Poller } from '../src/poller/poller.js';
 import { runCli } from './helpers/cli.js';
 import { adminQuery, adminUrl, createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { eventually, sampleValue, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
@@ -41,7 +47,7 @@ auth_modules:
     options:
       sslmode: disable
 collectors:
-  connectivity: { interval: 500ms, timeout: 2s }
+  connectivity: { interval: 500ms }
 database:
   reconnect_max_backoff: 1s
 jobs:
@@ -52,6 +58,47 @@ ${extra}`;
 async function liveTargets(serve: ServeProcess): Promise<number> {
   return sampleValue(await serve.metrics(), 'pgvector_exporter_probe_targets') ?? NaN;
 }
+
+/** A server that accepts connections and never says a word: a host that is there but does not answer. */
+async function blackhole(): Promise<{ port: number; close(): void }> {
+  const held = new Set<Socket>();
+  const tcp = createTcpServer((socket) => {
+    held.add(socket);
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+  const port = (tcp.address() as { port: number }).port;
+  return {
+    port,
+    close: () => {
+      for (const socket of held) socket.destroy();
+      tcp.close();
+    },
+  };
+}
+
+describe('pg_up when the connection outlasts the poll', () => {
+  it('a connectivity poll abandoned at its deadline publishes pg_up 0, not nothing', async () => {
+    const hole = await blackhole();
+    const pool = new pg.Pool({ host: '127.0.0.1', port: hole.port, user: 'nobody', database: 'none', connectionTimeoutMillis: 30_000, max: 1 });
+    pool.on('error', () => undefined);
+    const poller = new Poller({
+      collectors: [connectivityCollector()],
+      schedule: () => ({ intervalMs: 60_000, timeoutMs: 200 }),
+      pool,
+      log: createLogger('silent'),
+      observer: registerSelfMetrics(new Registry()),
+      maxBackoffMs: 1000,
+    });
+    try {
+      await poller.pollAll();
+      expect(sampleValue(poller.render(), 'pg_up')).toBe(0);
+    } finally {
+      hole.close();
+      await pool.end().catch(() => undefined);
+    }
+  });
+});
 
 describe('auth_modules are validated at start', () => {
   const cases: [string, string, RegExp][] = [
@@ -167,7 +214,7 @@ describe('a target that comes back, and idle targets closed', () => {
     db = await createTestDatabase();
     await adminQuery(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${PASSWORD_CHECKED_ROLE}') THEN CREATE ROLE ${PASSWORD_CHECKED_ROLE} NOLOGIN; END IF; END $$`);
     await adminQuery(`CREATE ROLE ${role} LOGIN PASSWORD 'the-right-one' IN ROLE ${PASSWORD_CHECKED_ROLE}`);
-    serve = await startServe(['--database-url', db.url, '--config', writeConfig(probeConfig('unused', 'probe:\n  idle_timeout: 2s\n'))]);
+    serve = await startServe(['--database-url', db.url, '--config', writeConfig(probeConfig('unused', 'probe:\n  idle_timeout: 2s\n  connect_timeout: 1s\n'))]);
   });
   afterAll(async () => {
     for (const s of sockets) s.destroy();
@@ -197,6 +244,18 @@ describe('a target that comes back, and idle targets closed', () => {
     await eventually(async () => sampleValue((await probe(serve, target)).body, 'pg_up') === 1, 'pg_up 1 after the target came back');
   });
 
+  it('a target that accepts connections but never answers: pg_up 0 within probe.connect_timeout', async () => {
+    const hole = await blackhole();
+    try {
+      // A scrape timeout shorter than the collectors' 5 s: pg_up 0 comes from the 1 s connect timeout.
+      const { status, body } = await probe(serve, `127.0.0.1:${hole.port}/postgres`, undefined, 4);
+      expect(status).toBe(200);
+      expect(sampleValue(body, 'pg_up')).toBe(0);
+    } finally {
+      hole.close();
+    }
+  });
+
   it('a wrong password in a target: pg_up 0, and neither password in the answer, the log or /metrics', async () => {
     const secret = 'wr0ng@:/%#s3cret';
     const answer = await probe(serve, `postgresql://${role}:${encodeURIComponent(secret)}@${HOSTPORT}/${db.name}?sslmode=disable`);
@@ -217,7 +276,9 @@ describe('a target that comes back, and idle targets closed', () => {
       Number((await adminQuery<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'pgvector-exporter probe%'", [db.name])).rows[0]!.n);
     expect(await probeConnections()).toBeGreaterThan(0);
     // No more probes: the target is closed and its pools ended.
-    await eventually(async () => (await probeConnections()) === 0, 'the idle target closed');
+    await eventually(async () => (await probeConnections()) === 0, 'the idle target closed', 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${serve.logs().slice(-4000)}`);
+    });
     await eventually(async () => (await liveTargets(serve)) === 0, 'pgvector_exporter_probe_targets 0');
     expect(sampleValue(await serve.metrics(), 'pgvector_exporter_probe_targets_closed_total')).toBeGreaterThanOrEqual(1);
   });

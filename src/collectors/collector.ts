@@ -93,6 +93,11 @@ export interface Collector {
    * the server, which a pool held by other, blocked collectors must not make look down.
    */
   readonly ownConnection?: boolean;
+  /**
+   * What a failed poll publishes instead of nothing (pg_up 0): a poll abandoned at its deadline (a
+   * connection that takes longer to open than the collector's timeout) still says the server is down.
+   */
+  readonly failureSamples?: () => Sample[];
   collect(ctx: CollectContext): Promise<Sample[]>;
 }
 

@@ -47,6 +47,8 @@ export function connectivityCollector(): Collector {
     name: 'connectivity',
     families: Object.values(FAMILIES),
     ownConnection: true,
+    // A connection attempt that outlasts the poll's deadline is a server not answering: pg_up 0, not no pg_up.
+    failureSamples: () => [{ family: FAMILIES.up.name, value: 0 }],
     async collect({ query, poolStats, log, reportFeature }) {
       const pool = poolStats();
       const samples: Sample[] = [

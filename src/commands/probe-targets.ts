@@ -45,8 +45,20 @@ interface LiveTarget {
   poller: Poller;
   /** The target's own self-metrics (collector durations, successes, features): part of its probe answer. */
   registry: Registry;
+  /** The first poll of every collector, or sooner the first poll of connectivity when it finds the server down. */
   firstPoll: Promise<void>;
   lastProbedAt: number;
+  /** Probes being answered now: a target is never closed under one (its first poll may outlast the idle timeout). */
+  inFlight: number;
+}
+
+/**
+ * When a first probe can answer: once every collector has polled, or once connectivity has found the
+ * server down (pg_up 0): the other collectors can only fail too, and a dead target must answer fast.
+ */
+function firstAnswer(poller: Poller): Promise<void> {
+  const down = poller.whenPolled('connectivity').then(() => (/^pg_up 0$/m.test(poller.textOf('connectivity')) ? undefined : new Promise<void>(() => undefined)));
+  return Promise.race([poller.whenReady(), down]);
 }
 
 /** Time left for writing the answer: a first probe stops waiting this long before the scraper gives up. */
@@ -74,12 +86,18 @@ export class ProbeTargets implements ProbeHandler {
     const { key, settings } = this.resolve(request);
     let target = this.targets.get(key);
     if (!target) target = this.open(key, settings);
-    target.lastProbedAt = Date.now();
-    const waitMs = Math.max((request.scrapeTimeoutMs ?? this.options.defaultScrapeTimeoutMs) - ANSWER_MARGIN_MS, 100);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([target.firstPoll, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-    clearTimeout(timer);
-    return exposition(target.registry, () => target.poller.render());
+    const live = target;
+    live.inFlight += 1;
+    try {
+      const waitMs = Math.max((request.scrapeTimeoutMs ?? this.options.defaultScrapeTimeoutMs) - ANSWER_MARGIN_MS, 100);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([live.firstPoll, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+      clearTimeout(timer);
+      return await exposition(live.registry, () => live.poller.render());
+    } finally {
+      live.inFlight -= 1;
+      live.lastProbedAt = Date.now();
+    }
   }
 
   private resolve(request: ProbeRequest): { key: string; settings: ConnectionSettings } {
@@ -139,7 +157,7 @@ export class ProbeTargets implements ProbeHandler {
       maxBackoffMs: this.options.maxBackoffMs,
     });
     poller.start();
-    const target: LiveTarget = { description: settings.description, pool, ownPool, poller, registry, firstPoll: poller.whenReady(), lastProbedAt: Date.now() };
+    const target: LiveTarget = { description: settings.description, pool, ownPool, poller, registry, firstPoll: firstAnswer(poller), lastProbedAt: Date.now(), inFlight: 0 };
     this.targets.set(key, target);
     this.options.observer.opened();
     this.options.observer.live(this.targets.size);
@@ -157,7 +175,7 @@ export class ProbeTargets implements ProbeHandler {
 
   /** Closes the targets not probed for idleTimeoutMs. */
   async closeIdle(now = Date.now()): Promise<void> {
-    const idle = [...this.targets].filter(([, t]) => now - t.lastProbedAt >= this.options.idleTimeoutMs);
+    const idle = [...this.targets].filter(([, t]) => t.inFlight === 0 && now - t.lastProbedAt >= this.options.idleTimeoutMs);
     await Promise.all(idle.map(([key, target]) => this.close(key, target, 'idle')));
   }
 

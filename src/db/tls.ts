@@ -117,9 +117,12 @@ export function clientClass(tls: TlsSettings): typeof pg.Client {
   let decided: ConnectionOptions | false | undefined;
   const decide = async (client: pg.Client): Promise<ConnectionOptions | false> => {
     if (decided !== undefined) return decided;
-    const config = client as unknown as { host: string; port: number; connectionParameters: pg.ClientConfig };
+    const config = client as unknown as { host: string; port: number; connectionParameters: pg.ClientConfig; _connectionTimeoutMillis?: number };
     if (tls.mode === 'prefer') {
-      decided = (await serverOffersTls(config.host, config.port, config.connectionParameters.connectionTimeoutMillis ?? 10_000)) ? options : false;
+      // A pool's connect timeout reaches the client as _connectionTimeoutMillis (pg.Client's own field), not
+      // in connectionParameters: without it a server that never answers held the question for 10 s.
+      const timeoutMs = config.connectionParameters.connectionTimeoutMillis || config._connectionTimeoutMillis || 10_000;
+      decided = (await serverOffersTls(config.host, config.port, timeoutMs)) ? options : false;
       return decided;
     }
     const probe = new pg.Client({ ...config.connectionParameters, password: client.password, ssl: false });

@@ -139,6 +139,8 @@ export class Poller {
   private readonly holders = new Map<object, string>();
   /** whenReady() callers waiting for the first poll of every collector. */
   private readyWaiters: (() => void)[] = [];
+  /** whenPolled() callers waiting for the first poll of one collector. */
+  private readonly polledWaiters = new Map<string, (() => void)[]>();
 
   constructor(private readonly options: PollerOptions) {
     const fingerprint = options.fingerprint ?? ((name: string) => name);
@@ -231,6 +233,18 @@ export class Poller {
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
+  /** Resolves once the named collector has finished its first poll (never, for a name the poller does not run). */
+  whenPolled(name: string): Promise<void> {
+    if (this.states.some((s) => s.collector.name === name && s.polled)) return Promise.resolve();
+    return new Promise((resolve) => this.polledWaiters.set(name, [...(this.polledWaiters.get(name) ?? []), resolve]));
+  }
+
+  /** The cached exposition text of one collector ('' before its first poll). */
+  textOf(name: string): string {
+    const state = this.states.find((s) => s.collector.name === name);
+    return state ? renderFamilies(state.families, state.bodies) : '';
+  }
+
   /** The cached exposition text of every collector. */
   render(): string {
     return this.states.map((s) => renderFamilies(s.families, s.bodies)).join('');
@@ -288,6 +302,11 @@ export class Poller {
     } finally {
       state.polled = true;
       if (this.readyWaiters.length > 0 && this.ready()) for (const resolve of this.readyWaiters.splice(0)) resolve();
+      const waiting = this.polledWaiters.get(collector.name);
+      if (waiting) {
+        this.polledWaiters.delete(collector.name);
+        for (const resolve of waiting) resolve();
+      }
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       if (!state.retired) this.options.observer.observe(collector.name, seconds, ok);
     }
@@ -300,7 +319,15 @@ export class Poller {
   }
 
   private recordFailure(state: CollectorState, err: unknown, log: Logger): void {
-    if (!state.collector.keepOnFailure) state.bodies = new Map();
+    if (!state.collector.keepOnFailure) {
+      const instead = state.collector.failureSamples?.();
+      if (instead && !(err instanceof PollInterruptedError)) {
+        state.families = state.collector.families;
+        state.bodies = renderBodies(state.families, this.labelled(instead));
+      } else {
+        state.bodies = new Map();
+      }
+    }
     if (err instanceof NoDataError) {
       log.debug({ reason: err.message }, 'no data');
       return;

@@ -185,22 +185,32 @@ export interface ScrapeJob {
  */
 export async function startPrometheus(
   dir: string,
-  options: { target?: string; jobs?: ScrapeJob[]; alertmanager: string; ruleFiles: string[] },
+  options: {
+    target?: string;
+    jobs?: ScrapeJob[];
+    /** Scrape configs as written in prometheus.yml (relabelling, params, metrics_path), beside `jobs`. */
+    scrapeConfigs?: Record<string, unknown>[];
+    alertmanager?: string;
+    ruleFiles?: string[];
+  },
 ): Promise<ManagedProcess> {
   const port = await freePort();
   const config = join(dir, 'prometheus.yml');
-  const jobs = options.jobs ?? [{ job: 'pgvector-exporter', targets: [options.target!], labels: { database: 'rag' } }];
+  const jobs = options.jobs ?? (options.target ? [{ job: 'pgvector-exporter', targets: [options.target], labels: { database: 'rag' } }] : []);
   writeFileSync(
     config,
     stringify({
       global: { scrape_interval: '1s', scrape_timeout: '1s', evaluation_interval: '1s' },
-      rule_files: options.ruleFiles,
-      alerting: { alertmanagers: [{ static_configs: [{ targets: [options.alertmanager] }] }] },
-      scrape_configs: jobs.map((j) => ({
-        job_name: j.job,
-        ...(j.interval ? { scrape_interval: j.interval, scrape_timeout: j.interval } : {}),
-        static_configs: [{ targets: j.targets, labels: j.labels ?? {} }],
-      })),
+      rule_files: options.ruleFiles ?? [],
+      ...(options.alertmanager ? { alerting: { alertmanagers: [{ static_configs: [{ targets: [options.alertmanager] }] }] } } : {}),
+      scrape_configs: [
+        ...jobs.map((j) => ({
+          job_name: j.job,
+          ...(j.interval ? { scrape_interval: j.interval, scrape_timeout: j.interval } : {}),
+          static_configs: [{ targets: j.targets, labels: j.labels ?? {} }],
+        })),
+        ...(options.scrapeConfigs ?? []),
+      ],
     }),
   );
   return startServer(
