@@ -35,6 +35,10 @@ export interface CorpusDatabaseFigures {
   exactCountMs: number;
   /** perMinuteMs plus the exact count amortized over its hour. */
   perMinuteWithExactMs: number;
+  /** One system_health_check() call as the exporter makes it (median of 3, warm session). */
+  healthCallMs: number;
+  /** The same with rag.health_exact_count_max_rows above the table: 005's exact counts (the previous design). */
+  healthExactCallMs: number;
   top: { query: string; calls: number; totalMs: number }[];
   /** The statements run inside functions (system_health_check()'s), already part of its call's time. */
   nestedTop: { query: string; calls: number; totalMs: number }[];
@@ -114,14 +118,16 @@ async function dbTime(admin: BenchDatabase, database: string): Promise<DbTime> {
   return { totalMs: total!.ms, top: list(await top(true, 8)), nestedTop: list(await top(false, 5)) };
 }
 
-/** The embeddings collector's exact count, as it runs once an hour: median of 3. */
-async function exactCountMs(db: BenchDatabase): Promise<number> {
-  const client = await db.connect('bench-exact-count');
+/** Median of 3 runs of a statement in one session (after one unmeasured run that warms the session). */
+async function medianMs(db: BenchDatabase, sql: string, params: unknown[] = [], setup?: string): Promise<number> {
+  const client = await db.connect('bench-timing');
   try {
+    if (setup) await client.query(setup);
+    await client.query(sql, params);
     const times: number[] = [];
     for (let i = 0; i < 3; i++) {
       const t0 = performance.now();
-      await client.query(EMBEDDINGS_SQL, [1, ['text-embedding-3-large', 'text-embedding-3-small'], 1000]);
+      await client.query(sql, params);
       times.push(performance.now() - t0);
     }
     return median(times);
@@ -129,6 +135,10 @@ async function exactCountMs(db: BenchDatabase): Promise<number> {
     await client.end();
   }
 }
+
+/** The embeddings collector's exact count, as it runs once an hour. */
+const exactCountMs = (db: BenchDatabase) => medianMs(db, EMBEDDINGS_SQL, [1, ['text-embedding-3-large', 'text-embedding-3-small'], 1000]);
+const HEALTH = 'SELECT component, status FROM system_health_check()';
 
 export async function corpusScenario(
   admin: BenchDatabase,
@@ -180,12 +190,15 @@ export async function corpusScenario(
         perMinuteMs,
         exactCountMs: exact,
         perMinuteWithExactMs: perMinuteMs + exact / 60,
+        healthCallMs: await medianMs(dbs[size], HEALTH),
+        healthExactCallMs: await medianMs(dbs[size], HEALTH, [], 'SET rag.health_exact_count_max_rows = 1000000000000'),
         top: steady[size].top,
         nestedTop: steady[size].nestedTop,
       };
     };
     const small = await figures('small');
     const large = await figures('large');
+    log(`corpus: health call ${small.healthCallMs.toFixed(1)} / ${large.healthCallMs.toFixed(1)} ms, exact (005) ${small.healthExactCallMs.toFixed(1)} / ${large.healthExactCallMs.toFixed(1)} ms`);
     log(
       `corpus: ${sizes.small}: ${small.perMinuteMs.toFixed(1)} ms/min (+ exact count ${small.exactCountMs.toFixed(0)} ms/h); ` +
         `${sizes.large}: ${large.perMinuteMs.toFixed(1)} ms/min (+ exact count ${large.exactCountMs.toFixed(0)} ms/h); ratio ${ratio(large.perMinuteMs, small.perMinuteMs).toFixed(2)}`,

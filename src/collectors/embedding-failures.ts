@@ -1,5 +1,6 @@
 import type { Collector, MetricFamily, Sample } from './collector.js';
 import { requireFeature } from './features.js';
+import { NO_EMBEDDING } from './embeddings.js';
 import { IdCursor, readColumns, readCtes, START_COLUMNS, startCtes, START_HOLE_WINDOW, type ReadRow, type StartRow } from './id-cursor.js';
 
 /**
@@ -75,7 +76,7 @@ SELECT cutoff.at AS cutoff,
        (SELECT count(*) FROM framework_documents d
          WHERE d.created_at <= cutoff.at
            AND ($1::timestamptz IS NULL OR d.created_at > $1::timestamptz)
-           AND NOT EXISTS (SELECT 1 FROM chunk_embeddings e WHERE e.document_id = d.id)) AS missing
+           AND ${NO_EMBEDDING}) AS missing
   FROM cutoff`;
 
 interface FailedStartRow extends StartRow {
