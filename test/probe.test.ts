@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer, type Socket } from 'node:net';
+import bcrypt from 'bcryptjs';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -281,5 +282,32 @@ describe('a target that comes back, and idle targets closed', () => {
     });
     await eventually(async () => (await liveTargets(serve)) === 0, 'pgvector_exporter_probe_targets 0');
     expect(sampleValue(await serve.metrics(), 'pgvector_exporter_probe_targets_closed_total')).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('/probe behind the web config, as /metrics', () => {
+  let serve: ServeProcess;
+  let db: TestDatabase;
+  const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const web = writeConfig(`basic_auth_users:\n  prometheus: ${bcrypt.hashSync('correct horse', 8)}\n`, 'web.yml');
+    serve = await startServe(['--database-url', db.url, '--web.config.file', web, '--config', writeConfig(probeConfig('unused'))]);
+  });
+  afterAll(async () => {
+    await serve?.stop();
+    await db?.drop();
+  });
+
+  it('answers 401 without credentials, before any target is opened; 200 with them', async () => {
+    const url = `${serve.url.replace(/^https:/, 'http:')}/probe?${new URLSearchParams({ target: `postgresql://postgres@${HOSTPORT}/${db.name}?sslmode=disable` })}`;
+    expect((await fetch(url)).status).toBe(401);
+    expect((await fetch(url, { headers: { authorization: basic('prometheus', 'wrong') } })).status).toBe(401);
+    const metrics = await fetch(`${serve.url.replace(/^https:/, 'http:')}/metrics`, { headers: { authorization: basic('prometheus', 'correct horse') } });
+    expect(sampleValue(await metrics.text(), 'pgvector_exporter_probe_targets_opened_total')).toBe(0);
+    const answer = await fetch(url, { headers: { authorization: basic('prometheus', 'correct horse') } });
+    expect(answer.status).toBe(200);
+    expect(sampleValue(await answer.text(), 'pg_up')).toBe(1);
   });
 });
