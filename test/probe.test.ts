@@ -5,6 +5,7 @@ import pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectivityCollector } from '../src/collectors/connectivity.js';
+import { probeTargetConnection } from '../src/db/probe-target.js';
 import { freePort } from '../src/free-port.js';
 import { createLogger } from '../src/log.js';
 import { registerSelfMetrics } from '../src/metrics/self-metrics.js';
@@ -77,6 +78,49 @@ async function blackhole(): Promise<{ port: number; close(): void }> {
     },
   };
 }
+
+describe('target forms, as postgres_exporter reads them', () => {
+  const module = { user: 'monitor', password: 'm0d@:/%#', options: { sslmode: 'disable', connect_timeout: '4' } };
+  it.each([
+    ['host:port/dbname', 'db1.internal:6432/rag', 'monitor@db1.internal:6432/rag'],
+    ['host:port (the database defaults to the user name)', 'db1.internal:5433', 'monitor@db1.internal:5433/monitor'],
+    ['an IPv6 address', '[::1]:5432/rag', 'monitor@::1:5432/rag'],
+    ['a URL with its own credentials (the module wins)', 'postgresql://other:pw@db2:5432/app?application_name=x', 'monitor@db2:5432/app'],
+    ['a libpq key=value string', 'host=db3 port=5434 dbname=vectors user=other', 'monitor@db3:5434/vectors'],
+  ])('%s', (_what, target, description) => {
+    const settings = probeTargetConnection(target, module);
+    expect(settings.description).toBe(description);
+    expect(settings.client.password).toBe(module.password);
+    expect(settings.client.ssl).toBe(false);
+    expect(settings.client.connectionTimeoutMillis).toBe(4000);
+    expect(JSON.stringify(settings)).not.toContain('m0d@');
+  });
+
+  it('without a module the target is used as it is, and never the exporter\'s PG* variables', () => {
+    process.env.PGPASSWORD = 'exporters-own-s3cret';
+    try {
+      const settings = probeTargetConnection('postgresql://app:t%40rget@db4:5432/app');
+      expect(settings.client.password).toBe('t@rget');
+      expect(probeTargetConnection('db4:5432/app').client.password).toBeUndefined();
+    } finally {
+      delete process.env.PGPASSWORD;
+    }
+  });
+
+  it.each([
+    ['a port that is not a number', 'postgresql://u:pa55word-x@db:notaport/x'],
+    ['a bad percent escape', 'postgresql://u:pa55word-%zz@db/x'],
+    ['an unknown keyword', 'host=db pa55word-x=1'],
+    ['several hosts', 'postgresql://u:pa55word-x@db1,db2/x'],
+  ])('%s is an error naming "target", never quoting it', (_what, target) => {
+    expect(() => probeTargetConnection(target)).toThrow(/^target: /);
+    try {
+      probeTargetConnection(target);
+    } catch (err) {
+      expect((err as Error).message).not.toContain('pa55word');
+    }
+  });
+});
 
 describe('pg_up when the connection outlasts the poll', () => {
   it('a connectivity poll abandoned at its deadline publishes pg_up 0, not nothing', async () => {
