@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASES_APPLICATION_NAME } from '../src/commands/assembly.js';
 import { parseMetricsText, select } from '../src/metrics/exposition-text.js';
 import { LocalCluster } from '../src/local-cluster/cluster.js';
+import { databaseSelector } from '../src/poller/watched-databases.js';
 import { eventually, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
 
 /**
@@ -167,10 +168,27 @@ describe('one exporter watching a server of 50 databases', () => {
   });
 });
 
-describe('include and exclude patterns', () => {
+/** One collector per database, one for the server: `databases: all` runs in each watched database, `primary` once. */
+const CUSTOM = `
+collectors:
+  - name: items_per_database
+    query: SELECT count(*) AS items FROM items
+    interval: 1s
+    databases: all
+    metrics:
+      - { name: test_items, type: gauge, column: items, help: Rows of items. }
+  - name: databases_on_server
+    query: SELECT count(*) AS databases FROM pg_database
+    interval: 1s
+    metrics:
+      - { name: test_databases, type: gauge, column: databases, help: Databases of the server. }
+`;
+
+describe('include and exclude patterns, custom collectors', () => {
   let serve: ServeProcess;
   beforeAll(async () => {
-    serve = await startServe(['--database-url', cluster.url(), '--auto-discover-databases', '--include-databases', 'app_1*,app_20', '--config', writeConfig(CONFIG)], {
+    const args = ['--auto-discover-databases', '--include-databases', 'app_1*,app_20', '--custom-collectors.files', writeConfig(CUSTOM, 'custom.yaml')];
+    serve = await startServe(['--database-url', cluster.url(), ...args, '--config', writeConfig(CONFIG)], {
       PG_EXPORTER_EXCLUDE_DATABASES: 'app_13,app_17',
     });
   }, 60_000);
@@ -193,5 +211,34 @@ describe('include and exclude patterns', () => {
     expect(indexedDatabases(text)).toEqual(expected);
     const watched = new Set(select(parseMetricsText(text), 'pgvector_exporter_collector_success', { collector: 'indexes' }).map((s) => s.labels.datname));
     expect([...watched].sort()).toEqual([...expected, 'postgres'].sort());
+  });
+
+  it('runs a `databases: all` custom collector in each watched database, labelled datname, and a `primary` one once', async () => {
+    const samples = await eventually(
+      async () => {
+        const parsed = parseMetricsText(await serve.metrics());
+        return select(parsed, 'test_items').length === 9 && select(parsed, 'test_databases').length === 1 ? parsed : undefined;
+      },
+      'the custom collectors polled',
+      60_000,
+      250,
+    );
+    expect(select(samples, 'test_items', { datname: 'app_14' })).toEqual([{ name: 'test_items', labels: { datname: 'app_14' }, value: 20 }]);
+    expect(select(samples, 'test_databases')[0]!.labels).toEqual({});
+    // The primary database has no table items: that collector fails there, and says where.
+    expect(select(samples, 'pgvector_exporter_collector_success', { collector: 'items_per_database', datname: 'postgres' })[0]!.value).toBe(0);
+    expect(serve.logs()).toMatch(/"datname":"postgres","collector":"items_per_database"[^\n]*"msg":"collector failed"/);
+  });
+});
+
+describe('database patterns', () => {
+  it('are exact names as in postgres_exporter, or * wildcards; nothing else is special', () => {
+    const names = ['app', 'app_1', 'app.1', 'appx1', 'APP_1', 'app_1_old', 'we"ird/db'];
+    const pick = (include: string[], exclude: string[]) => names.filter(databaseSelector(include, exclude));
+    expect(pick([], [])).toEqual(names);
+    expect(pick(['app.1'], [])).toEqual(['app.1']);
+    expect(pick(['app_*'], ['*_old'])).toEqual(['app_1']);
+    expect(pick([], ['app*'])).toEqual(['APP_1', 'we"ird/db']);
+    expect(pick(['we"ird/db', 'app'], ['app'])).toEqual(['we"ird/db']);
   });
 });

@@ -16,6 +16,9 @@ import { Poller, type CollectorSchedule, type ReconcileSummary } from './poller.
  * poller stopped, its pool ended and its series removed, with one info line.
  */
 
+/** Between the first polls of databases found together: 50 databases start within 5 s. */
+const FIRST_POLL_SPACING_MS = 100;
+
 /** The databases discovery looks at: those a session may connect to, templates left out (as postgres_exporter). */
 export const DISCOVERY_SQL = `
 SELECT datname, datname = current_database() AS primary
@@ -171,11 +174,12 @@ export class WatchedDatabases {
       log.info({ datname, reason: names.includes(datname) ? 'excluded' : 'dropped' }, 'database no longer watched');
       await this.unwatch(datname);
     }
-    // Many new databases at once (the first discovery) start their first polls spread over one
-    // interval rather than all asking the connection budget at the same moment.
+    // Many new databases at once (the first discovery) start their first polls FIRST_POLL_SPACING_MS
+    // apart (within one interval) rather than all asking the connection budget at the same moment.
     const fresh = [...wanted].filter((datname) => !this.watched.has(datname));
+    const spacing = Math.min(FIRST_POLL_SPACING_MS, this.options.intervalMs / Math.max(1, fresh.length));
     fresh.forEach((datname, i) => {
-      if (!this.stopped) this.watch(datname, Math.floor((i * this.options.intervalMs) / fresh.length));
+      if (!this.stopped) this.watch(datname, Math.floor(i * spacing));
     });
     if (!this.discovered) log.info({ databases: wanted.size }, 'watching every database');
     this.discovered = true;
