@@ -88,7 +88,8 @@ async function measure(db: BenchDatabase, label: string, databases: number, opti
     role: OUR_DEFAULTS_ROLE,
     database: options.database,
     // The maintenance database `postgres` is left out, so the case's databases are exactly the RAG ones.
-    ...(options.autoDiscover ? { extraYaml: 'auto_discover:\n  enabled: true\n  exclude_databases: [postgres]', readyTimeoutMs: 120_000 } : {}),
+    ...(options.autoDiscover ? { extraYaml: 'auto_discover:\n  enabled: true\n  exclude_databases: [postgres]' } : {}),
+    readyTimeoutMs: 180_000,
   });
   try {
     await sleep(SETTLE_SECONDS * 1000);
