@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer, type Socket } from 'node:net';
 import bcrypt from 'bcryptjs';
 import pg from 'pg';
@@ -353,5 +354,34 @@ describe('/probe behind the web config, as /metrics', () => {
     const answer = await fetch(url, { headers: { authorization: basic('prometheus', 'correct horse') } });
     expect(answer.status).toBe(200);
     expect(sampleValue(await answer.text(), 'pg_up')).toBe(1);
+  });
+});
+
+describe('a reload reaches the live probe targets', () => {
+  let serve: ServeProcess;
+  let db: TestDatabase;
+  let configPath: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    configPath = writeConfig(probeConfig('unused'));
+    serve = await startServe(['--database-url', db.url, '--config', configPath]);
+  });
+  afterAll(async () => {
+    await serve?.stop();
+    await db?.drop();
+  });
+
+  it('SIGHUP with a collector turned off: the target stops running it, without a restart', async () => {
+    const target = `postgresql://postgres@${HOSTPORT}/${db.name}?sslmode=disable`;
+    const before = await probe(serve, target);
+    expect(before.body).toContain('pgvector_exporter_collector_success{collector="locks"}');
+    writeFileSync(configPath, probeConfig('unused').replace('  connectivity: { interval: 500ms }\n', '  connectivity: { interval: 500ms }\n  locks: { enabled: false }\n'));
+    serve.child.kill('SIGHUP');
+    await eventually(async () => {
+      const { body } = await probe(serve, target);
+      return sampleValue(body, 'pg_up') === 1 && !body.includes('collector="locks"');
+    }, 'the locks collector gone from the target');
+    expect(sampleValue(await serve.metrics(), 'pgvector_exporter_probe_targets_opened_total')).toBe(1);
   });
 });
