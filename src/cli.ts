@@ -1,9 +1,10 @@
 #!/usr/bin/env node
+import { restoreFetchGlobals } from './hide-fetch.js';
 import { parseArgs } from 'node:util';
 import { COLLECTOR_NAMES } from './collectors/index.js';
 import { FIELDS } from './config/schema.js';
 import { COMMANDS } from './commands/index.js';
-import type { Command, ParsedArgs } from './commands/command.js';
+import type { Command, CommandEntry, ParsedArgs } from './commands/command.js';
 import { redactSecrets } from './log.js';
 import { VERSION } from './version.js';
 
@@ -66,10 +67,10 @@ function usage(): string {
   return lines.join('\n');
 }
 
-function commandUsage(command: Command): string {
+function commandUsage(entry: CommandEntry, command: Command): string {
   const options: Record<string, OptionSpec> = { ...schemaOptions(), ...GLOBAL_OPTIONS, ...command.options };
   const rows = Object.entries(options).map(([name, o]) => `  --${name}${o.type === 'string' ? ' VALUE' : ''}`.padEnd(34) + ` ${o.help}`);
-  return [`Usage: ${command.usage}`, '', command.summary, '', 'Options:', ...rows].join('\n');
+  return [`Usage: ${command.usage}`, '', entry.summary, '', 'Options:', ...rows].join('\n');
 }
 
 export function parseCommandArgs(command: Command, argv: string[]): ParsedArgs {
@@ -105,11 +106,13 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`pgvector-exporter ${VERSION}\n`);
     return 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) {
     process.stderr.write(`pgvector-exporter: unknown command "${name}" (commands: ${COMMANDS.map((c) => c.name).join(', ')})\n`);
     return 2;
   }
+  const command = await entry.load();
+  restoreFetchGlobals();
   let args: ParsedArgs;
   try {
     args = parseCommandArgs(command, rest);
@@ -119,7 +122,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   if (args.values.help) {
-    process.stdout.write(`${commandUsage(command)}\n`);
+    process.stdout.write(`${commandUsage(entry, command)}\n`);
     return 0;
   }
   if (args.values.version) {

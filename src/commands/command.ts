@@ -10,9 +10,17 @@ export interface ParsedArgs {
   positionals: string[];
 }
 
-export interface Command {
+/**
+ * What the CLI knows of a subcommand before loading it: `serve` never loads the demo, the migrations or
+ * the jobs CLI (each module graph it does not load is memory it does not hold; docs/operations.md, "Memory").
+ */
+export interface CommandEntry {
   name: string;
   summary: string;
+  load(): Promise<Command>;
+}
+
+export interface Command {
   usage: string;
   /** Options beyond the config schema's flags (which every command accepts). */
   options: Record<string, CommandOption>;

@@ -46,8 +46,6 @@ function demoOptions(args: ParsedArgs): { options: DemoOptions; durationMs?: num
 }
 
 export const demoCommand: Command = {
-  name: 'demo',
-  summary: 'run everything on a throwaway database: seeded corpus, search workload, exporter, Prometheus, Alertmanager',
   usage:
     'pgvector-exporter demo [--documents N] [--rate QPS] [--duration 5m] [--no-prometheus] [--database-url URL [--force]]\n' +
     '  (only --database-url names a database to drive: DATABASE_URL and PG* variables are ignored, so the demo never writes into a database by accident)',

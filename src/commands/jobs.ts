@@ -18,8 +18,6 @@ export const EXIT_SKIPPED = 3;
 const out = (line = '') => process.stdout.write(`${line}\n`);
 
 export const jobsCommand: Command = {
-  name: 'jobs',
-  summary: 'list the maintenance jobs, or run one now (same lock and maintenance_log as a scheduled run)',
   usage: `pgvector-exporter jobs list | jobs run <name> [--dry-run] [--force]   (jobs: ${JOB_NAMES.join(', ')}; exit 0 success, 1 failure, 3 skipped)`,
   options: {
     'dry-run': { type: 'boolean', help: 'print the statements the job would run; change nothing' },

@@ -11,8 +11,6 @@ const out = (line: string) => process.stdout.write(`${line}\n`);
 const err = (line: string) => process.stderr.write(`${line}\n`);
 
 export const migrateCommand: Command = {
-  name: 'migrate',
-  summary: 'apply the schema migrations in sql/migrations (each once, in a transaction); --adopt takes over a database built by hand',
   usage: 'pgvector-exporter migrate [--database-url URL] [--adopt [--dry-run]]',
   options: {
     adopt: { type: 'boolean', help: 'adopt a database built by hand (e.g. from the specification): keep matching objects, add what is missing, record the migrations' },

@@ -30,8 +30,6 @@ import { Reloader, restartOnlyChanges } from './reload.js';
  * registry, job service and HTTP server are built from them here and nowhere else.
  */
 export const serveCommand: Command = {
-  name: 'serve',
-  summary: 'poll the database and serve Prometheus metrics (GET /metrics, /healthz, /readyz, /probe?target=...)',
   usage: 'pgvector-exporter serve [--database-url URL] [--web.listen-address HOST:PORT] [--config FILE]',
   options: {
     'no-jobs': { type: 'boolean', help: 'do not run the maintenance scheduler (e.g. the sidecar of a read-only replica)' },
