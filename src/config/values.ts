@@ -121,6 +121,8 @@ export function parseCron(value: unknown): string {
 
 export function parseTimezone(value: unknown): string {
   const text = parseString(value).trim();
+  // UTC (the default) needs no check, and Intl would map ICU's data into serve (jobs/utc-cron.ts says why).
+  if (text === 'UTC') return text;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: text });
   } catch {
