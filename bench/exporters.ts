@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,16 @@ import { OUR_ROLE, PEER_ROLE, type BenchDatabase } from './database.js';
 import { startExporterProcess, type ExporterProcess } from './processes.js';
 
 const CLI = fileURLToPath(new URL(import.meta.url.includes('/dist-bench/') ? '../../dist/cli.js' : '../dist/cli.js', import.meta.url));
+const DOCKERFILE = fileURLToPath(new URL(import.meta.url.includes('/dist-bench/') ? '../../Dockerfile' : '../Dockerfile', import.meta.url));
+
+/** The flags between "node" and the script in the Dockerfile's ENTRYPOINT. */
+export function imageNodeFlags(dockerfile = readFileSync(DOCKERFILE, 'utf8')): string[] {
+  const line = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile);
+  if (!line) throw new Error('Dockerfile has no exec-form ENTRYPOINT');
+  const argv = JSON.parse(line[1]!) as string[];
+  return argv.slice(1).filter((a) => a.startsWith('--'));
+}
+
 export const PEER_BINARY = 'prometheus-postgres-exporter';
 
 let configDir: string | undefined;
@@ -42,7 +52,7 @@ export interface OurExporterOptions {
   customCollectors?: string;
   /** Run the maintenance scheduler as `serve` does by default (off unless asked). */
   jobs?: boolean;
-  /** Node/V8 flags before the script (e.g. the image's --max-semi-space-size). */
+  /** Node/V8 flags before the script; by default the image's (the Dockerfile's ENTRYPOINT), so the bench runs serve as the image does. */
   nodeFlags?: readonly string[];
   /** More top-level YAML for the config file (e.g. `embeddings:` settings). */
   extraYaml?: string;
@@ -77,7 +87,7 @@ export async function startOurExporter(db: BenchDatabase, options: OurExporterOp
   return startExporterProcess({
     name: options.name,
     command: process.execPath,
-    args: [...(options.nodeFlags ?? []), CLI, 'serve', '--web.listen-address', `127.0.0.1:${port}`, '--config', writeConfig(options.name, yaml)],
+    args: [...(options.nodeFlags ?? imageNodeFlags()), CLI, 'serve', '--web.listen-address', `127.0.0.1:${port}`, '--config', writeConfig(options.name, yaml)],
     env: { ...process.env, DATABASE_URL: options.database ? db.cluster.url(options.database, options.role ?? OUR_ROLE) : db.url(options.role ?? OUR_ROLE) },
     url: `http://127.0.0.1:${port}`,
     readyPath: '/readyz',

@@ -1,10 +1,8 @@
 import { Agent } from 'node:http';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import type { BenchDatabase } from './database.js';
 import { OUR_DEFAULTS_ROLE } from './database.js';
-import { startOurExporter } from './exporters.js';
+import { imageNodeFlags, startOurExporter } from './exporters.js';
 import { get } from './load.js';
 import { residentBytes, residentSplit, type ExporterProcess } from './processes.js';
 import { sleep } from '../src/sleep.js';
@@ -21,16 +19,6 @@ export interface HourSoakFigures {
   rowsPerSecond: number;
   imageFlags: string[];
   runs: { name: string; flags: string[]; samples: { t: number; bytes: number; anonBytes: number; fileBytes: number }[]; endBytes: number; maxBytes: number; maxAfter10MinBytes: number }[];
-}
-
-const DOCKERFILE = fileURLToPath(new URL(import.meta.url.includes('/dist-bench/') ? '../../Dockerfile' : '../Dockerfile', import.meta.url));
-
-/** The flags between "node" and the script in the Dockerfile's ENTRYPOINT. */
-export function imageNodeFlags(dockerfile = readFileSync(DOCKERFILE, 'utf8')): string[] {
-  const line = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile);
-  if (!line) throw new Error('Dockerfile has no exec-form ENTRYPOINT');
-  const argv = JSON.parse(line[1]!) as string[];
-  return argv.slice(1).filter((a) => a.startsWith('--'));
 }
 
 export async function runHourSoak(db: BenchDatabase, seconds: number, rowsPerSecond: number, log: (line: string) => void): Promise<HourSoakFigures> {

@@ -220,7 +220,11 @@ describe('Dockerfile', () => {
   });
 
   it('runs the CLI with serve by default, and serve is a command', () => {
-    expect(JSON.parse(instructions('ENTRYPOINT')[0]!)).toEqual(['node', '/app/dist/cli.js']);
+    // node, its V8 flags (docs/operations.md, "Memory"), the CLI.
+    const entrypoint = JSON.parse(instructions('ENTRYPOINT')[0]!) as string[];
+    expect(entrypoint[0]).toBe('node');
+    expect(entrypoint.at(-1)).toBe('/app/dist/cli.js');
+    for (const flag of entrypoint.slice(1, -1)) expect(flag).toMatch(/^--[a-z-]+(=\S+)?$/);
     const cmd = JSON.parse(instructions('CMD')[0]!) as string[];
     expect(cmd).toEqual(['serve']);
     expect(COMMANDS.map((c) => c.name)).toContain(cmd[0]);

@@ -15,6 +15,8 @@ const ROOT = resolve(import.meta.dirname, '..');
 const dockerfile = readFileSync(join(ROOT, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
 const healthcheck = JSON.parse(/HEALTHCHECK .*?CMD (\[.*\])/.exec(dockerfile)![1]!) as string[];
 const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
+/** The ENTRYPOINT as it runs in /app: node, its V8 flags, the CLI. */
+const command = (app: string): [string, string[]] => [entrypoint[0]!, [...entrypoint.slice(1, -1), entrypoint.at(-1)!.replace('/app', app)]];
 
 describe('the image layout', () => {
   let app: string;
@@ -31,8 +33,8 @@ describe('the image layout', () => {
   });
 
   it('runs migrate from /app: the SQL files are found next to dist/', () => {
-    const cli = entrypoint[1]!.replace('/app', app);
-    const result = spawnSync(entrypoint[0]!, [cli, 'migrate'], {
+    const [node, args] = command(app);
+    const result = spawnSync(node, [...args, 'migrate'], {
       encoding: 'utf8',
       env: { PATH: process.env.PATH, NODE_ENV: 'production', DATABASE_URL: db.url },
     });
@@ -44,7 +46,8 @@ describe('the image layout', () => {
   it('passes its HEALTHCHECK while serve runs, and fails it once serve is gone', async () => {
     const port = await freePort();
     const env = { PATH: process.env.PATH, WEB_LISTEN_ADDRESS: `127.0.0.1:${port}`, DATABASE_URL: db.url, JOBS_ENABLED: 'false' };
-    const serve = spawn(entrypoint[0]!, [entrypoint[1]!.replace('/app', app), 'serve'], { env, stdio: 'ignore' });
+    const [node, args] = command(app);
+    const serve = spawn(node, [...args, 'serve'], { env, stdio: 'ignore' });
     const exited = new Promise((r) => serve.once('exit', r));
     const probe = () => spawnSync(healthcheck[0]!, healthcheck.slice(1), { env, encoding: 'utf8' }).status;
     try {
