@@ -58,6 +58,8 @@ export interface OurExporterOptions {
   extraYaml?: string;
   /** How long to wait for /readyz (the first poll of every collector); 30 s by default. */
   readyTimeoutMs?: number;
+  /** Another build's dist/cli.js (e.g. the previous design's, to measure it side by side); this tree's by default. */
+  cli?: string;
 }
 
 export const DEFAULT_COLLECTORS = COLLECTOR_NAMES.filter((name) => name !== 'recall');
@@ -87,7 +89,7 @@ export async function startOurExporter(db: BenchDatabase, options: OurExporterOp
   return startExporterProcess({
     name: options.name,
     command: process.execPath,
-    args: [...(options.nodeFlags ?? imageNodeFlags()), CLI, 'serve', '--web.listen-address', `127.0.0.1:${port}`, '--config', writeConfig(options.name, yaml)],
+    args: [...(options.nodeFlags ?? imageNodeFlags()), options.cli ?? CLI, 'serve', '--web.listen-address', `127.0.0.1:${port}`, '--config', writeConfig(options.name, yaml)],
     env: { ...process.env, DATABASE_URL: options.database ? db.cluster.url(options.database, options.role ?? OUR_ROLE) : db.url(options.role ?? OUR_ROLE) },
     url: `http://127.0.0.1:${port}`,
     readyPath: '/readyz',

@@ -4,7 +4,7 @@ import type { BenchDatabase } from './database.js';
 import { OUR_DEFAULTS_ROLE } from './database.js';
 import { imageNodeFlags, startOurExporter } from './exporters.js';
 import { get } from './load.js';
-import { residentBytes, residentSplit, type ExporterProcess } from './processes.js';
+import { cpuMillis, residentBytes, residentSplit, type ExporterProcess } from './processes.js';
 import { sleep } from '../src/sleep.js';
 
 /**
@@ -18,22 +18,26 @@ export interface HourSoakFigures {
   seconds: number;
   rowsPerSecond: number;
   imageFlags: string[];
-  runs: { name: string; flags: string[]; samples: { t: number; bytes: number; anonBytes: number; fileBytes: number }[]; endBytes: number; maxBytes: number; maxAfter10MinBytes: number }[];
+  runs: { name: string; flags: string[]; cpuSeconds: number; samples: { t: number; bytes: number; anonBytes: number; fileBytes: number }[]; endBytes: number; maxBytes: number; maxAfter10MinBytes: number }[];
 }
 
 export async function runHourSoak(db: BenchDatabase, seconds: number, rowsPerSecond: number, log: (line: string) => void): Promise<HourSoakFigures> {
   const imageFlags = imageNodeFlags();
-  const variants = [
-    { name: 'previous: node, no flags', flags: [] as string[] },
-    { name: `image flags: ${imageFlags.join(' ')}`, flags: imageFlags },
+  // BENCH_SOAK_BASELINE_CLI: a build of the previous code (its dist/cli.js), run with plain node beside this one.
+  const baseline = process.env.BENCH_SOAK_BASELINE_CLI;
+  const variants: { name: string; flags: string[]; cli?: string }[] = [
+    ...(baseline ? [{ name: 'previous code, plain node', flags: [], cli: baseline }] : []),
+    { name: 'this code, plain node', flags: [] },
+    { name: `this code, image flags: ${imageFlags.join(' ')}`, flags: imageFlags },
   ];
   const procs: ExporterProcess[] = [];
   for (const v of variants) {
-    procs.push(await startOurExporter(db, { name: v.name, role: OUR_DEFAULTS_ROLE, jobs: true, nodeFlags: v.flags }));
+    procs.push(await startOurExporter(db, { name: v.name, role: OUR_DEFAULTS_ROLE, jobs: true, nodeFlags: v.flags, ...(v.cli ? { cli: v.cli } : {}) }));
   }
   const writer = await db.connect('bench-soak-writer');
   const agent = new Agent({ keepAlive: true });
   const samples = variants.map(() => [] as { t: number; bytes: number; anonBytes: number; fileBytes: number }[]);
+  const cpu = variants.map(() => 0);
   const started = performance.now();
   const elapsed = () => (performance.now() - started) / 1000;
   let nextScrape = 0;
@@ -58,6 +62,7 @@ export async function runHourSoak(db: BenchDatabase, seconds: number, rowsPerSec
       await sleep(Math.max(0, 1000 - (elapsed() - t) * 1000));
     }
     procs.forEach((p, i) => samples[i]!.push({ t: Math.round(elapsed()), ...residentSplit(p.child.pid!) }));
+    procs.forEach((p, i) => (cpu[i] = cpuMillis(p.child.pid!) / 1000));
   } finally {
     agent.destroy();
     await writer.end().catch(() => undefined);
@@ -71,6 +76,7 @@ export async function runHourSoak(db: BenchDatabase, seconds: number, rowsPerSec
       const s = samples[i]!;
       return {
         ...v,
+        cpuSeconds: cpu[i]!,
         samples: s,
         endBytes: s.at(-1)!.bytes,
         maxBytes: Math.max(...s.map((x) => x.bytes)),
