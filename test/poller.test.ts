@@ -62,6 +62,41 @@ describe('poller', () => {
     expect(sampleValue(self, 'pgvector_exporter_collector_last_success_timestamp_seconds', { collector: 'broken' })).toBe(0);
   });
 
+  it('each poll runs under its own collector\'s timeouts, also on a connection another collector set up', async () => {
+    // One connection for two collectors with different timeouts: the settings follow the collector,
+    // whether or not the connection was already set up (by the same collector or the other).
+    const single = new pg.Pool({ connectionString: db.url, max: 1, application_name: 'pgvector-exporter' });
+    const setting = (name: string): Collector => ({
+      name,
+      families: [{ name: `test_${name}`, help: `${name} test gauge`, type: 'gauge', labelNames: [] }],
+      async collect({ query }) {
+        const [row] = await query<{ st: string; lt: string }>("SELECT current_setting('statement_timeout') AS st, current_setting('lock_timeout') AS lt");
+        return [{ family: `test_${name}`, labels: { st: row!.st, lt: row!.lt }, value: 1 }];
+      },
+    });
+    const seen: string[] = [];
+    try {
+      const poller = new Poller({
+        collectors: [setting('short'), setting('long')],
+        schedule: (name) => ({ intervalMs: 60_000, timeoutMs: name === 'short' ? 700 : 2500 }),
+        pool: single,
+        log: createLogger('silent'),
+        observer: registerSelfMetrics(new Registry()),
+        maxBackoffMs: 1000,
+      });
+      for (let i = 0; i < 3; i++) {
+        await poller.pollAll();
+        seen.push(poller.render());
+      }
+    } finally {
+      await single.end();
+    }
+    for (const text of seen) {
+      expect(text).toContain('test_short{st="700ms",lt="700ms"} 1');
+      expect(text).toContain('test_long{st="2500ms",lt="1s"} 1');
+    }
+  });
+
   it('returns connections to the pool after failures', async () => {
     await pollOnce([gauge('broken', 'SELECT 1/0 AS v')]);
     await pollOnce([gauge('broken', 'SELECT 1/0 AS v')]);

@@ -58,6 +58,8 @@ export interface ReconcileSummary {
 
 interface CollectorState {
   collector: Collector;
+  /** The collector's logger, made once rather than per poll (100 collectors polling every second). */
+  log: Logger;
   fingerprint: string;
   schedule: CollectorSchedule;
   /** Replaced or removed by a reload: its poll in flight finishes, but it is neither published nor rescheduled. */
@@ -141,6 +143,11 @@ export class Poller {
   private readyWaiters: (() => void)[] = [];
   /** whenPolled() callers waiting for the first poll of one collector. */
   private readonly polledWaiters = new Map<string, (() => void)[]>();
+  /**
+   * The statement_timeout/lock_timeout a pooled connection was last given (session settings, kept by
+   * the connection): a poll sets them only when its collector's differ, not in a round trip per poll.
+   */
+  private readonly sessionTimeouts = new WeakMap<object, string>();
 
   constructor(private readonly options: PollerOptions) {
     const fingerprint = options.fingerprint ?? ((name: string) => name);
@@ -148,7 +155,7 @@ export class Poller {
   }
 
   private newState(collector: Collector, fingerprint: string, schedule: CollectorSchedule): CollectorState {
-    return { collector, fingerprint, schedule, families: [], bodies: new Map(), polled: false, consecutiveTransientFailures: 0 };
+    return { collector, log: this.options.log.child({ collector: collector.name }), fingerprint, schedule, families: [], bodies: new Map(), polled: false, consecutiveTransientFailures: 0 };
   }
 
   /**
@@ -280,8 +287,7 @@ export class Poller {
   }
 
   private async poll(state: CollectorState): Promise<void> {
-    const { collector } = state;
-    const log = this.options.log.child({ collector: collector.name });
+    const { collector, log } = state;
     const started = process.hrtime.bigint();
     let ok = false;
     try {
@@ -383,10 +389,11 @@ export class Poller {
         client.on('error', onClientError);
         pid = (client as unknown as { processID?: number }).processID;
         if (pid) this.activeBackends.add(pid);
-        await client.query("SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)", [
-          String(timeoutMs),
-          String(Math.min(timeoutMs, COLLECTOR_LOCK_TIMEOUT_MS)),
-        ]);
+        const timeouts = [String(timeoutMs), String(Math.min(timeoutMs, COLLECTOR_LOCK_TIMEOUT_MS))];
+        if (this.sessionTimeouts.get(client) !== timeouts.join()) {
+          await client.query("SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)", timeouts);
+          this.sessionTimeouts.set(client, timeouts.join());
+        }
       }
       try {
         return (await client.query(sql, params)).rows;
