@@ -1,5 +1,4 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import bcrypt from 'bcryptjs';
 import type { RequestHandler } from 'express';
 import type { Logger } from '../log.js';
 
@@ -26,7 +25,8 @@ export interface BasicAuthOptions {
 const CACHE_SIZE = 1024;
 
 export function basicAuth(users: Map<string, string>, log: Logger, options: BasicAuthOptions = {}): RequestHandler {
-  const compare = options.compare ?? ((password: string, hash: string) => bcrypt.compare(password, hash));
+  // bcryptjs is loaded with the first password to check: a process without basic auth never holds it.
+  const compare = options.compare ?? (async (password: string, hash: string) => (await import('bcryptjs')).default.compare(password, hash));
   const maxConcurrent = options.maxConcurrent ?? 2;
   const maxQueued = options.maxQueued ?? 64;
   // The costliest configured hash stands in for unknown users (bcrypt's time depends only on the cost).
