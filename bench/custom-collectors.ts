@@ -27,6 +27,9 @@ const SETTLE_SECONDS = env('BENCH_CUSTOM_SETTLE_SECONDS', 20);
 const IDLE_SECONDS = env('BENCH_CUSTOM_IDLE_SECONDS', 30);
 const OUTPUT = process.env.BENCH_OUTPUT ?? 'docs/benchmarks.md';
 const CONCURRENCY = [1, 10];
+/** How the scrapers ask: gzip as Prometheus does (the cached compressed body), and plain text. */
+const ENCODINGS = ['gzip', 'identity'] as const;
+type Encoding = (typeof ENCODINGS)[number];
 
 const started = performance.now();
 const log = (line: string) => console.log(`[${((performance.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}`);
@@ -38,7 +41,7 @@ type Shape = (i: number) => { sql: string; labels: string[]; metrics: string[] }
  * (2 on average): documents, chunks per type, embeddings per model, searches per type, latency.
  */
 const REALISTIC: Shape[] = [
-  (i) => ({ sql: `SELECT count(*) AS v FROM framework_documents WHERE id % 1000 <> ${i}`, labels: [], metrics: ['v'] }),
+  (i) => ({ sql: `SELECT count(*) AS v FROM framework_documents WHERE length(title) > ${i % 7}`, labels: [], metrics: ['v'] }),
   (i) => ({ sql: `SELECT chunk_type, count(*) AS v FROM framework_metadata WHERE character_count > ${i} GROUP BY chunk_type`, labels: ['chunk_type'], metrics: ['v'] }),
   (i) => ({ sql: `SELECT model_name, count(*) AS v FROM chunk_embeddings WHERE created_at > now() - interval '${i + 1} days' GROUP BY model_name`, labels: ['model_name'], metrics: ['v'] }),
   (i) => ({ sql: `SELECT query_type, count(*) AS v FROM query_performance_log WHERE ts > now() - interval '1 day' AND rows_returned >= ${i % 3} GROUP BY query_type`, labels: ['query_type'], metrics: ['v'] }),
@@ -82,7 +85,7 @@ interface Figures {
   /** Series of the custom collectors' own families (the rest of the difference is their self-metrics). */
   customSeries: number;
   bodyBytes: number;
-  latency: { concurrency: number; requests: number; errors: number; p50Ms: number; p99Ms: number }[];
+  latency: { encoding: Encoding; concurrency: number; requests: number; errors: number; p50Ms: number; p99Ms: number }[];
   rssMedianBytes: number;
   rssMaxBytes: number;
   /** CPU of the process while nobody scrapes: what the polling itself costs. */
@@ -156,22 +159,23 @@ async function measurePair(none: ExporterProcess, custom: ExporterProcess): Prom
   const idleCpu = exporters.map((e, i) => (cpuMillis(e.child.pid!) - cpu0[i]!) / (IDLE_SECONDS * 10));
   const after = pollCounts((await get(`${custom.url}/metrics`, new Agent())).body);
 
-  const latency = new Map<string, Map<number, { p50: number[]; p99: number[]; requests: number; errors: number }>>(
-    exporters.map((e) => [e.name, new Map(CONCURRENCY.map((c) => [c, { p50: [], p99: [], requests: 0, errors: 0 }]))]),
+  const cases = ENCODINGS.flatMap((encoding) => CONCURRENCY.map((concurrency) => ({ encoding, concurrency, key: `${encoding} ${concurrency}` })));
+  const latency = new Map<string, Map<string, { p50: number[]; p99: number[]; requests: number; errors: number }>>(
+    exporters.map((e) => [e.name, new Map(cases.map((c) => [c.key, { p50: [], p99: [], requests: 0, errors: 0 }]))]),
   );
   for (let round = 0; round < ROUNDS; round++) {
-    for (const concurrency of CONCURRENCY) {
+    for (const { encoding, concurrency, key } of cases) {
       // Interleaved, and in alternating order, so drift on a busy machine hits both alike.
       const order = round % 2 === 0 ? exporters : [...exporters].reverse();
       for (const e of order) {
-        const result = await runLoad(`${e.url}/metrics`, concurrency, Math.ceil(REQUESTS / ROUNDS), 30);
-        const figures = latency.get(e.name)!.get(concurrency)!;
+        const result = await runLoad(`${e.url}/metrics`, concurrency, Math.ceil(REQUESTS / ROUNDS), 30, { headers: { 'accept-encoding': encoding } });
+        const figures = latency.get(e.name)!.get(key)!;
         figures.p50.push(percentile(result.latenciesMs, 50));
         figures.p99.push(percentile(result.latenciesMs, 99));
         figures.requests += result.latenciesMs.length;
         figures.errors += result.errors;
       }
-      log(`round ${round + 1}/${ROUNDS}, concurrency ${concurrency} done`);
+      log(`round ${round + 1}/${ROUNDS}, ${encoding}, concurrency ${concurrency} done`);
     }
   }
   clearInterval(sampler);
@@ -185,9 +189,9 @@ async function measurePair(none: ExporterProcess, custom: ExporterProcess): Prom
       series: seriesCount(body),
       customSeries: seriesCount(body.split('\n').filter((l) => l.startsWith('bench_custom_') || l.startsWith('#')).join('\n')),
       bodyBytes: Buffer.byteLength(body),
-      latency: CONCURRENCY.map((c) => {
-        const f = latency.get(e.name)!.get(c)!;
-        return { concurrency: c, requests: f.requests, errors: f.errors, p50Ms: median(f.p50), p99Ms: median(f.p99) };
+      latency: cases.map((c) => {
+        const f = latency.get(e.name)!.get(c.key)!;
+        return { encoding: c.encoding, concurrency: c.concurrency, requests: f.requests, errors: f.errors, p50Ms: median(f.p50), p99Ms: median(f.p99) };
       }),
       rssMedianBytes: median(samples),
       rssMaxBytes: Math.max(...samples),
@@ -212,8 +216,8 @@ function renderTable(report: { collectors: number; idleSeconds: number }, scenar
     ...none.latency.flatMap((l, i) => {
       const c = custom.latency[i]!;
       return [
-        `| /metrics p50 at concurrency ${l.concurrency} | ${l.p50Ms.toFixed(2)} ms | ${c.p50Ms.toFixed(2)} ms | ${pct(c.p50Ms, l.p50Ms)} (${within(c.p50Ms, l.p50Ms)}) |`,
-        `| /metrics p99 at concurrency ${l.concurrency} | ${l.p99Ms.toFixed(2)} ms | ${c.p99Ms.toFixed(2)} ms | ${pct(c.p99Ms, l.p99Ms)} (${within(c.p99Ms, l.p99Ms)}) |`,
+        `| /metrics ${l.encoding} p50 at concurrency ${l.concurrency} | ${l.p50Ms.toFixed(2)} ms | ${c.p50Ms.toFixed(2)} ms | ${pct(c.p50Ms, l.p50Ms)} (${within(c.p50Ms, l.p50Ms)}) |`,
+        `| /metrics ${l.encoding} p99 at concurrency ${l.concurrency} | ${l.p99Ms.toFixed(2)} ms | ${c.p99Ms.toFixed(2)} ms | ${pct(c.p99Ms, l.p99Ms)} (${within(c.p99Ms, l.p99Ms)}) |`,
       ];
     }),
     `| RSS, median over the run | ${mib(none.rssMedianBytes)} MiB | ${mib(custom.rssMedianBytes)} MiB | ${pct(custom.rssMedianBytes, none.rssMedianBytes)} (${within(custom.rssMedianBytes, none.rssMedianBytes)}) |`,
@@ -232,7 +236,7 @@ function renderSection(report: { collectors: number; idleSeconds: number; docume
       `run as the image runs them (the Dockerfile's node flags), the built-in collectors at their default intervals; one also runs ${report.collectors} custom collectors ` +
       'polling every second on the default pool of 3 connections: first collectors of 1 to 3 series (2 on average: counts per chunk type, embedding model, ' +
       'query type, latency; what a RAG team adds), then wider ones (up to 10 label sets, about 9 series each). ' +
-      `Latency: ${ROUNDS} interleaved rounds per concurrency, medians of the rounds' percentiles. RSS sampled every 0.5 s over the whole window.`,
+      `Latency: scrapers asking for gzip as Prometheus does (the body is the cached compressed one) and for plain text; ${ROUNDS} interleaved rounds per case, medians of the rounds' percentiles. RSS sampled every 0.5 s over the whole window.`,
     '',
     ...report.scenarios.flatMap((s) => [...renderTable(report, s), '']),
     'The aim of issue 14 is /metrics latency and RSS within 10 % of the figures without custom collectors.',

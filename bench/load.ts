@@ -1,9 +1,9 @@
 import { Agent, request } from 'node:http';
 
 /** One GET with a keep-alive agent; resolves with the body once fully read. */
-export function get(url: string, agent: Agent, timeoutMs = 30_000): Promise<{ status: number; body: string }> {
+export function get(url: string, agent: Agent, timeoutMs = 30_000, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { agent, timeout: timeoutMs }, (res) => {
+    const req = request(url, { agent, timeout: timeoutMs, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
@@ -28,6 +28,8 @@ export interface LoadHooks {
   onStart?: () => void;
   /** Called when the measured requests are done. */
   onEnd?: () => void;
+  /** Request headers, e.g. Prometheus' Accept-Encoding: gzip (the body is then read compressed, not inflated). */
+  headers?: Record<string, string>;
 }
 
 /**
@@ -47,7 +49,7 @@ export async function runLoad(url: string, concurrency: number, requests: number
   // Warm-up failures are not counted: a failing exporter fails the measured requests too.
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      for (let i = 0; i < 2; i++) await get(url, agent).catch(() => undefined);
+      for (let i = 0; i < 2; i++) await get(url, agent, 30_000, hooks.headers).catch(() => undefined);
     }),
   );
   hooks.onStart?.();
@@ -58,7 +60,7 @@ export async function runLoad(url: string, concurrency: number, requests: number
       sent += 1;
       const t0 = performance.now();
       try {
-        const res = await get(url, agent);
+        const res = await get(url, agent, 30_000, hooks.headers);
         if (res.status === 200) latenciesMs.push(performance.now() - t0);
         else errors += 1;
       } catch {
