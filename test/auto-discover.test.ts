@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASES_APPLICATION_NAME } from '../src/commands/assembly.js';
 import { parseMetricsText, select } from '../src/metrics/exposition-text.js';
 import { LocalCluster } from '../src/local-cluster/cluster.js';
-import { databaseSelector } from '../src/poller/watched-databases.js';
+import { databaseSelector } from '../src/db/database-selector.js';
 import { eventually, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
 
 /**
@@ -40,7 +40,7 @@ let cluster: LocalCluster;
 let admin: pg.Client;
 
 beforeAll(async () => {
-  cluster = await LocalCluster.start({ preload: [] });
+  cluster = await LocalCluster.start();
   admin = new pg.Client({ connectionString: cluster.url() });
   admin.on('error', () => undefined);
   await admin.connect();
@@ -188,7 +188,15 @@ describe('include and exclude patterns, custom collectors', () => {
   let serve: ServeProcess;
   beforeAll(async () => {
     const args = ['--auto-discover-databases', '--include-databases', 'app_1*,app_20', '--custom-collectors.files', writeConfig(CUSTOM, 'custom.yaml')];
-    serve = await startServe(['--database-url', cluster.url(), ...args, '--config', writeConfig(CONFIG)], {
+    // pg_stat_statements created in the primary database only: it shows every database's statements.
+    await admin.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    for (const name of ['app_12', 'app_05']) {
+      const client = new pg.Client({ connectionString: cluster.url(name) });
+      await client.connect();
+      await client.query("SELECT id FROM items ORDER BY embedding <-> '[1,2,3]' LIMIT 3").finally(() => client.end());
+    }
+    const config = CONFIG.replace('statements: { enabled: false }', 'statements: { interval: 1s, timeout: 10s }');
+    serve = await startServe(['--database-url', cluster.url(), ...args, '--config', writeConfig(config)], {
       PG_EXPORTER_EXCLUDE_DATABASES: 'app_13,app_17',
     });
   }, 60_000);
@@ -211,6 +219,21 @@ describe('include and exclude patterns, custom collectors', () => {
     expect(indexedDatabases(text)).toEqual(expected);
     const watched = new Set(select(parseMetricsText(text), 'pgvector_exporter_collector_success', { collector: 'indexes' }).map((s) => s.labels.datname));
     expect([...watched].sort()).toEqual([...expected, 'postgres'].sort());
+  });
+
+  it('reads pg_stat_statements once, on the primary connection, for every watched database', async () => {
+    const samples = await eventually(
+      async () => {
+        const parsed = parseMetricsText(await serve.metrics());
+        return select(parsed, 'pgvector_statements_calls_total', { datname: 'app_12' }).length > 0 ? parsed : undefined;
+      },
+      'app_12\'s vector statement',
+      60_000,
+      250,
+    );
+    // app_05 is not watched: its statements are not published either.
+    expect(select(samples, 'pgvector_statements_tracked').map((s) => s.labels.datname)).toEqual(['app_12']);
+    expect(select(samples, 'pgvector_exporter_collector_success', { collector: 'statements' })).toEqual([{ name: 'pgvector_exporter_collector_success', labels: { collector: 'statements' }, value: 1 }]);
   });
 
   it('runs a `databases: all` custom collector in each watched database, labelled datname, and a `primary` one once', async () => {

@@ -81,7 +81,8 @@ export const COLLECTOR_SCOPES: Record<CollectorName, 'server' | 'database'> = {
   embeddings: 'database',
   embedding_failures: 'database',
   recall: 'database',
-  statements: 'database',
+  // pg_stat_statements is one view for the server: read once for every watched database (statements.ts).
+  statements: 'server',
   locks: 'server',
   replication_slots: 'server',
   settings: 'server',

@@ -1,5 +1,6 @@
+import { databaseSelector } from '../db/database-selector.js';
 import { isObjectNotInPrerequisiteState } from '../db/errors.js';
-import type { Collector, MetricFamily, QueryFn, Sample } from './collector.js';
+import type { Collector, Labels, MetricFamily, QueryFn, Sample } from './collector.js';
 
 /**
  * The database's own view of vector-search latency: pg_stat_statements entries of the target
@@ -12,6 +13,11 @@ import type { Collector, MetricFamily, QueryFn, Sample } from './collector.js';
  *
  * The exporter's own vector queries (the recall collector) carry a "pgvector-exporter" comment and are
  * left out, so measuring recall never shows up as search traffic.
+ *
+ * With auto-discovery (`databases` set) it runs once, on the primary connection, and reads the entries
+ * of every watched database in one statement, each sample labelled datname: pg_stat_statements is one
+ * view for the whole server, and reading it (query texts included) once per database would cost
+ * databases x entries.
  */
 const FAMILIES = {
   calls: {
@@ -99,6 +105,27 @@ ORDER BY seconds DESC, queryid
 LIMIT $1::integer`;
 }
 
+/** Every database's vector statements at once: the top N per database, its totals per database. */
+export function everyDatabaseStatementsSql(schema: string): string {
+  return `
+WITH vector_statements AS (
+  SELECT d.datname, s.queryid, sum(s.calls) AS calls, sum(s.total_exec_time) / 1000 AS seconds, sum(s.rows) AS rows, min(s.query) AS query
+  FROM ${quoteIdent(schema)}.pg_stat_statements s
+  JOIN pg_database d ON d.oid = s.dbid
+  WHERE s.queryid IS NOT NULL
+    AND s.query ~ '<->|<=>|<#>|<\\+>'
+    AND strpos(s.query, '${EXPORTER_QUERY_MARKER}') = 0
+  GROUP BY d.datname, s.queryid
+), ranked AS (
+  SELECT datname, datname = current_database() AS primary_database, queryid::text AS queryid, calls, seconds, rows, query,
+         count(*) OVER w AS tracked, sum(calls) OVER w AS all_calls, sum(seconds) OVER w AS all_seconds, sum(rows) OVER w AS all_rows,
+         row_number() OVER (PARTITION BY datname ORDER BY seconds DESC, queryid) AS rank
+  FROM vector_statements
+  WINDOW w AS (PARTITION BY datname)
+)
+SELECT * FROM ranked WHERE rank <= $1::integer ORDER BY datname, rank`;
+}
+
 function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
@@ -113,6 +140,9 @@ interface Row extends Record<string, unknown> {
   all_calls: string;
   all_seconds: number;
   all_rows: string;
+  /** Every-database statement only. */
+  datname?: string;
+  primary_database?: boolean;
 }
 
 /** The statement without comments, whitespace collapsed, cut to QUERY_TEXT_MAX characters. */
@@ -140,16 +170,19 @@ export function isNormalizedStatement(text: string): boolean {
   return !/(?<![\w$.])\d/.test(flat);
 }
 
-export function statementsSamples(rows: readonly Row[], options: { queryText?: boolean } = {}): Sample[] {
+export function statementsSamples(rows: readonly Row[], options: { queryText?: boolean; database?: string } = {}): Sample[] {
   const first = rows[0];
+  const db: Labels = options.database === undefined ? {} : { datname: options.database };
+  // Totals carry no label with one database (labels left out, as before auto-discovery).
+  const totals = options.database === undefined ? {} : { labels: db };
   const samples: Sample[] = [
-    { family: FAMILIES.allCalls.name, value: Number(first?.all_calls ?? 0) },
-    { family: FAMILIES.allSeconds.name, value: Number(first?.all_seconds ?? 0) },
-    { family: FAMILIES.allRows.name, value: Number(first?.all_rows ?? 0) },
-    { family: FAMILIES.tracked.name, value: Number(first?.tracked ?? 0) },
+    { family: FAMILIES.allCalls.name, ...totals, value: Number(first?.all_calls ?? 0) },
+    { family: FAMILIES.allSeconds.name, ...totals, value: Number(first?.all_seconds ?? 0) },
+    { family: FAMILIES.allRows.name, ...totals, value: Number(first?.all_rows ?? 0) },
+    { family: FAMILIES.tracked.name, ...totals, value: Number(first?.tracked ?? 0) },
   ];
   for (const row of rows) {
-    const labels = { queryid: row.queryid };
+    const labels: Labels = { ...db, queryid: row.queryid };
     const calls = Number(row.calls);
     samples.push(
       { family: FAMILIES.calls.name, labels, value: calls },
@@ -173,6 +206,19 @@ export interface StatementsOptions {
   topN: number;
   /** Publish pgvector_statements_query_info (normalized statements only); off by default. */
   queryText?: boolean;
+  /** With auto-discovery: the watched databases' include/exclude lists; every one of them is read at once. */
+  databases?: { include: readonly string[]; exclude: readonly string[] };
+}
+
+/** Per watched database (the primary connection's always), its samples labelled datname. */
+function everyDatabaseSamples(rows: readonly Row[], options: StatementsOptions): Sample[] {
+  const watched = databaseSelector(options.databases!.include, options.databases!.exclude);
+  const byDatabase = new Map<string, Row[]>();
+  for (const row of rows) {
+    if (!row.primary_database && !watched(row.datname!)) continue;
+    byDatabase.set(row.datname!, [...(byDatabase.get(row.datname!) ?? []), row]);
+  }
+  return [...byDatabase].flatMap(([database, own]) => statementsSamples(own, { queryText: options.queryText, database }));
 }
 
 export function statementsCollector(options: StatementsOptions): Collector {
@@ -187,7 +233,7 @@ export function statementsCollector(options: StatementsOptions): Collector {
       }
       let rows: Row[];
       try {
-        rows = await query<Row>(statementsSql(schema), [options.topN]);
+        rows = await query<Row>(options.databases ? everyDatabaseStatementsSql(schema) : statementsSql(schema), [options.topN]);
       } catch (err) {
         // pg_stat_statements created but not in shared_preload_libraries ("must be loaded via shared_preload_libraries").
         if (!isObjectNotInPrerequisiteState(err)) throw err;
@@ -195,7 +241,7 @@ export function statementsCollector(options: StatementsOptions): Collector {
         return [];
       }
       reportFeature('pg_stat_statements', true);
-      return statementsSamples(rows, options);
+      return options.databases ? everyDatabaseSamples(rows, options) : statementsSamples(rows, options);
     },
   };
 }

@@ -67,7 +67,11 @@ export function collectorsOptions(config: Config): CollectorsOptions {
       })),
       dimensions: config.embeddings.dimensions,
     },
-    statements: { topN: config.statements.top_n, queryText: config.statements.query_text },
+    statements: {
+      topN: config.statements.top_n,
+      queryText: config.statements.query_text,
+      ...(config.auto_discover.enabled ? { databases: { include: config.auto_discover.include_databases, exclude: config.auto_discover.exclude_databases } } : {}),
+    },
   };
 }
 

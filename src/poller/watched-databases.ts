@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Collector } from '../collectors/collector.js';
+import { databaseSelector } from '../db/database-selector.js';
 import { describeDatabaseError, isDatabaseMissing } from '../db/errors.js';
 import type { Logger } from '../log.js';
 import { familyHeader } from '../metrics/render.js';
@@ -51,20 +52,6 @@ interface Watched {
   pool: pg.Pool;
   poller: Poller;
   forget: () => void;
-}
-
-/** A `*` pattern (any run of characters) or an exact name, postgres_exporter's list entries being exact names. */
-export function databasePattern(pattern: string): (name: string) => boolean {
-  if (!pattern.includes('*')) return (name) => name === pattern;
-  const re = new RegExp(`^${pattern.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
-  return (name) => re.test(name);
-}
-
-/** Whether include/exclude let a database be watched: include (if any) must match, exclude must not. */
-export function databaseSelector(include: readonly string[], exclude: readonly string[]): (name: string) => boolean {
-  const included = include.map(databasePattern);
-  const excluded = exclude.map(databasePattern);
-  return (name) => (included.length === 0 || included.some((m) => m(name))) && !excluded.some((m) => m(name));
 }
 
 export class WatchedDatabases {
