@@ -25,7 +25,7 @@ const WINDOW_SECONDS = env('BENCH_DATABASES_SECONDS', 120);
 const SETTLE_SECONDS = env('BENCH_DATABASES_SETTLE_SECONDS', 20);
 const DOCUMENTS = env('BENCH_DOCUMENTS', 100);
 const TABLES = env('BENCH_VECTOR_TABLES', 1000);
-const COUNTS = [1, 10, 50];
+const COUNTS = (process.env.BENCH_DATABASES_COUNTS ?? '1,10,50').split(',').map(Number);
 const OUTPUT = process.env.BENCH_OUTPUT ?? 'docs/benchmarks.md';
 const VECTOR_TABLES_DATABASE = 'vector_tables';
 
@@ -43,6 +43,8 @@ interface Figures {
   series: number;
   failedPolls: number;
   pollsPerMinute: number;
+  /** The exporter's most expensive statements in the window (all databases summed), ms per minute. */
+  top: { query: string; msPerMinute: number; calls: number }[];
 }
 
 async function admin<T>(db: BenchDatabase, fn: (client: pg.Client) => Promise<T>, database = 'postgres'): Promise<T> {
@@ -82,6 +84,23 @@ function pollCounts(text: string): { failed: number; total: number } {
   return { failed, total };
 }
 
+/** The role's statements by total time, summed over databases, for the window's breakdown. */
+async function statementTimes(db: BenchDatabase): Promise<Map<string, { ms: number; calls: number }>> {
+  const rows = await admin(
+    db,
+    async (c) =>
+      (
+        await c.query<{ query: string; ms: number; calls: number }>(
+          `SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 80) AS query, sum(total_exec_time + total_plan_time)::float8 AS ms, sum(calls)::float8 AS calls
+             FROM pg_stat_statements WHERE userid = (SELECT oid FROM pg_roles WHERE rolname = $1) GROUP BY 1`,
+          [OUR_DEFAULTS_ROLE],
+        )
+      ).rows,
+    BENCH_DATABASE,
+  );
+  return new Map(rows.map((r) => [r.query, { ms: r.ms, calls: r.calls }]));
+}
+
 async function measure(db: BenchDatabase, label: string, databases: number, options: { database?: string; autoDiscover: boolean }): Promise<Figures> {
   const exporter = await startOurExporter(db, {
     name: `pgvector-exporter (${label})`,
@@ -94,6 +113,7 @@ async function measure(db: BenchDatabase, label: string, databases: number, opti
   try {
     await sleep(SETTLE_SECONDS * 1000);
     const before = await counters(db);
+    const statementsBefore = await statementTimes(db);
     const pollsBefore = pollCounts(await (await fetch(`${exporter.url}/metrics`)).text());
     const rss: number[] = [];
     const end = Date.now() + WINDOW_SECONDS * 1000;
@@ -102,6 +122,7 @@ async function measure(db: BenchDatabase, label: string, databases: number, opti
       await sleep(2000);
     }
     const after = await counters(db);
+    const statementsAfter = await statementTimes(db);
     const text = await (await fetch(`${exporter.url}/metrics`)).text();
     const pollsAfter = pollCounts(text);
     const minutes = WINDOW_SECONDS / 60;
@@ -117,7 +138,12 @@ async function measure(db: BenchDatabase, label: string, databases: number, opti
       series: seriesCount(text),
       failedPolls: pollsAfter.failed - pollsBefore.failed,
       pollsPerMinute: (pollsAfter.total - pollsBefore.total) / minutes,
+      top: [...statementsAfter]
+        .map(([query, a]) => ({ query, msPerMinute: (a.ms - (statementsBefore.get(query)?.ms ?? 0)) / minutes, calls: (a.calls - (statementsBefore.get(query)?.calls ?? 0)) / minutes }))
+        .sort((x, y) => y.msPerMinute - x.msPerMinute)
+        .slice(0, 5),
     };
+    for (const t of figures.top) log(`    ${t.msPerMinute.toFixed(0).padStart(6)} ms/min ${t.calls.toFixed(0).padStart(5)} calls/min  ${t.query}`);
     log(`${label}: ${figures.dbTimeMsPerMinute.toFixed(0)} ms/min, ${figures.sessionsPerMinute.toFixed(1)} sessions/min, RSS ${(figures.rssMedianBytes / 2 ** 20).toFixed(1)} MiB, ${figures.series} series, ${figures.failedPolls} failed polls`);
     return figures;
   } finally {
@@ -163,9 +189,11 @@ async function main(): Promise<void> {
     await copiesUpTo(db, count);
     results.push(await measure(db, `${count} database${count === 1 ? '' : 's'}`, count, { autoDiscover: true }));
   }
-  log(`creating ${TABLES} tables with a vector column and an HNSW index`);
-  await createVectorTables(db);
-  results.push(await measure(db, `1 database, ${TABLES.toLocaleString('en')} vector tables`, 1, { database: VECTOR_TABLES_DATABASE, autoDiscover: false }));
+  if (TABLES > 0) {
+    log(`creating ${TABLES} tables with a vector column and an HNSW index`);
+    await createVectorTables(db);
+    results.push(await measure(db, `1 database, ${TABLES.toLocaleString('en')} vector tables`, 1, { database: VECTOR_TABLES_DATABASE, autoDiscover: false }));
+  }
   const machine = await machineInfo(db);
   const report = { windowSeconds: WINDOW_SECONDS, documents: seed.documents, tables: TABLES, machine, results, seconds: (performance.now() - started) / 1000 };
   writeFileSync('bench/results/databases.json', `${JSON.stringify(report, null, 2)}\n`);
