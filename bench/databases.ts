@@ -234,11 +234,11 @@ function renderSection(r: { windowSeconds: number; documents: number; tables: nu
     ...rows.map((row) => `| ${row} |`),
     '',
     'Per watched database the database-scoped collectors (database, tables, indexes, health, query_log, embeddings, ' +
-      'embedding_failures) run at their default intervals, so database time grows about linearly with the number of ' +
-      'databases; the server-scoped ones, statements included (one read of pg_stat_statements for every database), run ' +
-      'once. With more databases than `auto_discover.max_connections`, ' +
-      'connections are not kept idle while polls wait, so sessions are opened per poll rather than kept: that start-up cost ' +
-      'is on the server, not in the statement time. Figures of a machine shared with other work.',
+      'embedding_failures) run at their default intervals; the server-scoped ones, statements included (one read of ' +
+      'pg_stat_statements for every database), run once. Statements per minute should grow linearly with the databases; ' +
+      'database time per statement is where contention and cold backends show (with more databases than ' +
+      '`auto_discover.max_connections` no connection is kept idle while polls wait). Top statements of each case: ' +
+      'bench/results/databases.json. Figures of a machine shared with other work.',
   ].join('\n');
 }
 
