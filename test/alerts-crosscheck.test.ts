@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { COLLECTOR_FACTORIES, COLLECTOR_NAMES, COLLECTOR_SCOPES } from '../src/collectors/index.js';
+import { collectorsOptions } from '../src/commands/assembly.js';
+import { loadConfig as loadExporterConfig } from '../src/config/load.js';
 import {
   DASHBOARDS_DIR,
   allRules,
@@ -34,6 +37,19 @@ function asScraped(labels: string[]): string[] {
   if (colliding.length > 0) throw new Error(`an exporter label collides with a target label: ${colliding.join(', ')}`);
   return labels;
 }
+/**
+ * With --auto-discover-databases every sample of a database-scoped collector carries `datname`
+ * (docs/metrics.md): the dashboards' database selector may match on it for those families.
+ */
+const DATABASE_SCOPED_FAMILIES = (() => {
+  const options = collectorsOptions(loadExporterConfig({ env: {} }));
+  const names = new Set<string>();
+  for (const name of COLLECTOR_NAMES.filter((n) => COLLECTOR_SCOPES[n] === 'database')) {
+    for (const family of COLLECTOR_FACTORIES[name](options).families) names.add(family.name);
+  }
+  return names;
+})();
+
 /** prom-client's default metrics, documented in docs/metrics.md by reference rather than row by row. */
 const DEFAULT_METRIC_PREFIXES = ['process_', 'nodejs_'];
 /** Series Prometheus itself writes: ALERTS (the dashboards' firing-alerts panel and annotations), up (ExporterDown). */
@@ -89,7 +105,8 @@ describe('alerts, recording rules and dashboards use only documented metrics', (
       for (const { metric, labels } of selectors(expr)) {
         const known = recordedLabels.get(metric) ?? (() => {
           const f = familyOf(metric, documented);
-          return f ? new Set([...asScraped(f.family.labels), ...f.extraLabels, ...TARGET_LABELS]) : undefined;
+          const discovered = f && DATABASE_SCOPED_FAMILIES.has(f.name) ? ['datname'] : [];
+          return f ? new Set([...asScraped(f.family.labels), ...f.extraLabels, ...discovered, ...TARGET_LABELS]) : undefined;
         })();
         if (!known) continue; // reported by the previous test
         for (const label of labels) if (!known.has(label)) offenders.push(`${where}: ${metric} has no label "${label}" (has ${[...known].join(', ')})`);
