@@ -30,9 +30,16 @@ export function renderBodies(families: readonly MetricFamily[], samples: readonl
   return bodies;
 }
 
-/** The HELP and TYPE lines of a family. */
+const headers = new WeakMap<MetricFamily, string>();
+
+/** The HELP and TYPE lines of a family, escaped once per family object rather than at every render. */
 export function familyHeader(family: MetricFamily): string {
-  return `# HELP ${family.name} ${escapeHelp(family.help)}\n# TYPE ${family.name} ${family.type}\n`;
+  let header = headers.get(family);
+  if (header === undefined) {
+    header = `# HELP ${family.name} ${escapeHelp(family.help)}\n# TYPE ${family.name} ${family.type}\n`;
+    headers.set(family, header);
+  }
+  return header;
 }
 
 /** Families in order, each with its header once and the sample lines of one or several snapshots. */
