@@ -63,4 +63,38 @@ describe('the image layout', () => {
     }
     expect(probe()).toBe(1);
   });
+
+  it('serves every database and /probe under the image V8 flags (lite mode, no WebAssembly) without dying', async () => {
+    // Lite mode has no WebAssembly: a module that reaches node's fetch (undici) at run time kills the process.
+    const port = await freePort();
+    const env = { PATH: process.env.PATH, WEB_LISTEN_ADDRESS: `127.0.0.1:${port}`, DATABASE_URL: db.url, JOBS_ENABLED: 'false' };
+    const [node, args] = command(app);
+    const serve = spawn(node, [...args, 'serve', '--auto-discover-databases', '--include-databases', db.name], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    serve.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    let exitCode: number | null | undefined;
+    const exited = new Promise<void>((r) => serve.once('exit', (code) => ((exitCode = code), r())));
+    const url = `http://127.0.0.1:${port}`;
+    const until = async (what: string, check: () => Promise<boolean>) => {
+      for (let i = 0; i < 240; i++) {
+        if (exitCode !== undefined) throw new Error(`serve exited (${exitCode}) while waiting for ${what}: ${stderr.slice(-2000)}`);
+        if (await check().catch(() => false)) return;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      throw new Error(`timed out waiting for ${what}: ${stderr.slice(-2000)}`);
+    };
+    try {
+      await until('a database-scoped series labelled datname', async () => (await (await fetch(`${url}/metrics`)).text()).includes(`datname="${db.name}"`));
+      const params = new URLSearchParams({ target: db.url });
+      const probed = await fetch(`${url}/probe?${params}`, { headers: { 'X-Prometheus-Scrape-Timeout-Seconds': '20' } });
+      expect(probed.status).toBe(200);
+      const body = await probed.text();
+      expect(body, body.split("\n").filter((l) => l.startsWith("pg_up")).join("\n")).toMatch(/^pg_up(\{[^}]*\})? 1$/m);
+      expect(exitCode).toBeUndefined();
+      expect(stderr).not.toMatch(/WebAssembly|TypeError|ReferenceError/);
+    } finally {
+      serve.kill('SIGTERM');
+      await exited;
+    }
+  });
 });
