@@ -110,6 +110,7 @@ describe('serve with a jobs token', () => {
 
   it('passes promtool check metrics with every job series present', async () => {
     const result = spawnSync('promtool', ['check', 'metrics'], { input: await serve.metrics(), encoding: 'utf8' });
+    expect(result.error).toBeUndefined();
     const problems = `${result.stdout}${result.stderr}`.split('\n').filter((l) => /rag_maintenance|rag_backup/.test(l));
     expect(problems).toEqual([]);
   });

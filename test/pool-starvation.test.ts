@@ -42,9 +42,9 @@ describe('a pool under locked tables', () => {
     await blocker.connect();
   });
   afterAll(async () => {
-    await blocker.end().catch(() => undefined);
-    await Promise.all([pool.end(), ownPool.end()]);
-    await db.drop();
+    await blocker?.end().catch(() => undefined);
+    await Promise.all([pool?.end(), ownPool?.end()]);
+    await db?.drop();
   });
 
   function poller(collectors: Collector[], timeoutMs: number, logs?: PassThrough) {

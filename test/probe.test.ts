@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer, type Socket } from 'node:net';
+import { createServer as createTcpServer, connect as tcpConnect, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import bcrypt from 'bcryptjs';
 import pg from 'pg';
 import { Registry } from 'prom-client';
@@ -271,13 +271,11 @@ describe('a target that comes back, and idle targets closed', () => {
   });
 
   it('pg_up goes from 0 to 1 when a dead target starts answering', async () => {
-    const port = await freePort();
-    const target = `postgresql://postgres@127.0.0.1:${port}/${db.name}?sslmode=disable`;
-    const down = await probe(serve, target);
-    expect(down.status).toBe(200);
-    expect(sampleValue(down.body, 'pg_up')).toBe(0);
-    // Now something answers on that port: a TCP relay to the real server.
+    // The port is held by this test from the start (another worker cannot take it): first every connection
+    // is dropped at once (a dead server), then relayed to the real server.
+    let relaying = false;
     proxy = createTcpServer((client) => {
+      if (!relaying) return void client.destroy();
       const upstream = tcpConnect(Number(server.port || 5432), server.hostname);
       for (const s of [client, upstream]) {
         sockets.add(s);
@@ -286,7 +284,13 @@ describe('a target that comes back, and idle targets closed', () => {
       }
       client.pipe(upstream).pipe(client);
     });
-    await new Promise<void>((resolve) => proxy!.listen(port, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => proxy!.listen(0, '127.0.0.1', resolve));
+    const port = (proxy.address() as AddressInfo).port;
+    const target = `postgresql://postgres@127.0.0.1:${port}/${db.name}?sslmode=disable`;
+    const down = await probe(serve, target);
+    expect(down.status).toBe(200);
+    expect(sampleValue(down.body, 'pg_up')).toBe(0);
+    relaying = true;
     await eventually(async () => sampleValue((await probe(serve, target)).body, 'pg_up') === 1, 'pg_up 1 after the target came back');
   });
 

@@ -117,7 +117,7 @@ describe('migration 007: online conversion of an unpartitioned log', () => {
       await client.end();
     }
   });
-  afterAll(async () => db.drop());
+  afterAll(async () => db?.drop());
 
   it('moves every row while a writer keeps inserting: no insert fails, none lost or doubled, resumable mid-way', async () => {
     const before = (await db.pool.query<{ id: string }>('SELECT id FROM query_performance_log ORDER BY id')).rows.map((r) => r.id);

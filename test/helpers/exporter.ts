@@ -46,6 +46,9 @@ jobs:
   enabled: false
 `;
 
+/** How long stop() waits after SIGTERM before SIGKILL: far beyond serve's own shutdown (a job's grace included). */
+const STOP_GRACE_MS = 30_000;
+
 export async function startServe(args: string[], env: Record<string, string | undefined> = {}): Promise<ServeProcess> {
   const child = spawn(process.execPath, [CLI, 'serve', '--web.listen-address', '127.0.0.1:0', ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env },
@@ -55,7 +58,11 @@ export async function startServe(args: string[], env: Record<string, string | un
   child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
   const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start listening:\n${logs}`)), 20_000);
+    const timer = setTimeout(() => {
+      // The caller gets no handle to a process that never listened: it is stopped here.
+      child.kill('SIGKILL');
+      reject(new Error(`serve did not start listening:\n${logs}`));
+    }, 20_000);
     const check = () => {
       // JSON records or logfmt lines (--log.format=logfmt).
       const match = /"address":"([^"]+)"[^\n]*"msg":"exporter listening"/.exec(logs) ?? /msg="exporter listening"[^\n]* address=(\S+)/.exec(logs);
@@ -81,8 +88,14 @@ export async function startServe(args: string[], env: Record<string, string | un
     stop: () =>
       new Promise((resolve) => {
         const started = Date.now();
-        if (child.exitCode !== null) return resolve({ code: child.exitCode, ms: 0 });
-        child.once('exit', (code) => resolve({ code, ms: Date.now() - started }));
+        if (child.exitCode !== null || child.signalCode !== null) return resolve({ code: child.exitCode, ms: 0 });
+        // A shutdown that hangs is killed (its code then reads null, failing a test that expects 0) rather
+        // than stalling the afterAll hooks, and the cleanup after them, for good.
+        const killer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+        child.once('exit', (code) => {
+          clearTimeout(killer);
+          resolve({ code, ms: Date.now() - started });
+        });
         child.kill('SIGTERM');
       }),
   };

@@ -31,8 +31,11 @@ export async function startRagCluster(options: RagClusterOptions): Promise<RagCl
   try {
     const admin = new pg.Client({ connectionString: cluster.url() });
     await admin.connect();
-    await admin.query('CREATE DATABASE rag');
-    await admin.end();
+    try {
+      await admin.query('CREATE DATABASE rag');
+    } finally {
+      await admin.end();
+    }
     const client = new pg.Client({ connectionString: cluster.url('rag') });
     await client.connect();
     try {
