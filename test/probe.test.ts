@@ -97,14 +97,20 @@ describe('target forms, as postgres_exporter reads them', () => {
     expect(JSON.stringify(settings)).not.toContain('m0d@');
   });
 
-  it('without a module the target is used as it is, and never the exporter\'s PG* variables', () => {
+  it('without a module the target is used as it is, and never the exporter\'s PG* variables', async () => {
     process.env.PGPASSWORD = 'exporters-own-s3cret';
+    process.env.PGUSER = 'exporters_own_role';
     try {
       const settings = probeTargetConnection('postgresql://app:t%40rget@db4:5432/app');
       expect(settings.client.password).toBe('t@rget');
-      expect(probeTargetConnection('db4:5432/app').client.password).toBeUndefined();
+      // What pg itself would send (it fills unset fields from PG* and ~/.pgpass): no password, not PGUSER.
+      const bare = new pg.Client(probeTargetConnection('db4:5432/app').client);
+      const password = typeof bare.password === 'function' ? await (bare.password as () => Promise<string> | string)() : bare.password;
+      expect(password ?? '').not.toContain('exporters-own-s3cret');
+      expect(bare.user).not.toBe('exporters_own_role');
     } finally {
       delete process.env.PGPASSWORD;
+      delete process.env.PGUSER;
     }
   });
 
@@ -387,5 +393,80 @@ describe('a reload reaches the live probe targets', () => {
       return sampleValue(body, 'pg_up') === 1 && !body.includes('collector="locks"');
     }, 'the locks collector gone from the target');
     expect(sampleValue(await serve.metrics(), 'pgvector_exporter_probe_targets_opened_total')).toBe(1);
+  });
+});
+
+describe("the exporter's own credentials never reach a target", () => {
+  let serve: ServeProcess;
+  let fake: TcpServer | undefined;
+  const received: { user?: string; password?: string }[] = [];
+
+  beforeAll(async () => {
+    // A "server" a scraper names, which asks for the password in clear text and records what it gets.
+    fake = createTcpServer((socket) => {
+      socket.on('error', () => undefined);
+      let buffer = Buffer.alloc(0);
+      let started = false;
+      socket.on('data', (chunk: Buffer) => {
+        buffer = Buffer.concat([buffer, chunk]);
+        if (!started && buffer.length >= 8) {
+          const length = buffer.readInt32BE(0);
+          if (buffer.length < length) return;
+          const code = buffer.readInt32BE(4);
+          if (code === 80877103) {
+            // SSLRequest: no TLS here; the client then sends its startup message.
+            buffer = buffer.subarray(8);
+            socket.write('N');
+            return;
+          }
+          const params = buffer.subarray(8, length).toString('utf8').split('\0');
+          const user = params[params.indexOf('user') + 1];
+          buffer = buffer.subarray(length);
+          started = true;
+          received.push({ user });
+          const auth = Buffer.alloc(9);
+          auth.write('R', 0);
+          auth.writeInt32BE(8, 1);
+          auth.writeInt32BE(3, 5); // AuthenticationCleartextPassword
+          socket.write(auth);
+        }
+        if (started && buffer.length >= 5 && buffer[0] === 0x70) {
+          const length = buffer.readInt32BE(1);
+          if (buffer.length < length + 1) return;
+          received.at(-1)!.password = buffer.subarray(5, length).toString('utf8').replace(/\0$/, '');
+          socket.destroy();
+        }
+      });
+    });
+    await new Promise<void>((resolve) => fake!.listen(0, '127.0.0.1', resolve));
+    serve = await startServe(['--database-url', adminUrl(), '--config', writeConfig(probeConfig('unused'))], {
+      PGPASSWORD: 'exporter-own-secret',
+      PGUSER: 'exporter_own_role',
+      PGDATABASE: 'exporter_own_db',
+    });
+  });
+  afterAll(async () => {
+    await serve?.stop();
+    await new Promise((resolve) => fake?.close(resolve));
+  });
+
+  it('a target without a password is offered none: not PGPASSWORD, not PGUSER, from the exporter\'s environment', async () => {
+    const port = (fake!.address() as AddressInfo).port;
+    const answer = await probe(serve, `127.0.0.1:${port}/somedb?sslmode=disable`);
+    expect(answer.status).toBe(200);
+    expect(sampleValue(answer.body, 'pg_up')).toBe(0);
+    await eventually(async () => received.some((r) => r.password !== undefined), 'the fake server asked for a password');
+    for (const r of received) {
+      expect(r.password ?? '').not.toContain('exporter-own-secret');
+      expect(r.user).not.toBe('exporter_own_role');
+    }
+    expect(serve.logs()).not.toContain('exporter-own-secret');
+  });
+
+  it('a target naming a file on the exporter host is refused with 400, without quoting it', async () => {
+    const answer = await probe(serve, `127.0.0.1:5432/x?sslcert=/etc/shadow&sslkey=/etc/shadow`);
+    expect(answer.status).toBe(400);
+    expect(answer.body).toMatch(/sslcert names a file on the exporter's host/);
+    expect(answer.body).not.toContain('/etc/shadow');
   });
 });

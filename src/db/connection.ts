@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import pg from 'pg';
 import { ConfigError } from '../errors.js';
 import { registerSecret } from '../log.js';
@@ -133,7 +134,18 @@ function fromPostgresVariables(env: Env): ConnectionSettings {
  * (a flood of distinct targets must not grow that list; no log record carries a target's password).
  */
 export function probeTargetSettings(info: ConnInfo, where: string): ConnectionSettings {
-  return settings(info, 'probe target', where, {}, false);
+  if (!info.host && !info.hostaddr) throw new ConfigError(`${where}: no host (give host:port[/dbname], a URL or host=...)`);
+  const result = settings(info, 'probe target', where, {}, false);
+  // pg itself fills whatever the config leaves unset from the process's PG* variables and ~/.pgpass: every
+  // field is set here, libpq's defaults included, and the password always (a function counts as given to
+  // pg, so neither PGPASSWORD nor a wildcard pgpass line reaches a host a scraper names).
+  const client = result.client;
+  client.port ??= 5432;
+  client.user ??= userInfo().username;
+  client.database ??= client.user;
+  // pg treats an empty string as unset, so "no password" is a function answering "".
+  if (!info.password) Object.defineProperty(client, 'password', { value: () => '', enumerable: false, writable: true, configurable: true });
+  return result;
 }
 
 /** libpq's keywords -> pg's settings; what the string leaves out comes from libpq's PG* variables, as in libpq. */

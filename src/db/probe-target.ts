@@ -1,5 +1,6 @@
 import { probeTargetSettings, type ConnectionSettings } from './connection.js';
 import { isConnectionUrl, parseConnectionString, type ConnInfo } from './conninfo.js';
+import { ConfigError } from '../errors.js';
 
 /**
  * A /probe target as postgres_exporter reads it (config.DsnFromString and AuthModule.ConfigureTarget):
@@ -17,8 +18,19 @@ export interface TargetCredentials {
   options: Record<string, string>;
 }
 
+/**
+ * Keywords that name files on the exporter's host: a scraper's target may not use them (it could make the
+ * exporter read, or present, files of its choosing); an auth module's options, from the operator, may.
+ */
+const FILE_KEYWORDS = ['sslrootcert', 'sslcert', 'sslkey', 'passfile'] as const;
+
 export function probeTargetConnection(target: string, credentials?: TargetCredentials, where = 'target'): ConnectionSettings {
   const info = parseTarget(target, where);
+  for (const keyword of FILE_KEYWORDS) {
+    if (info[keyword] !== undefined && !(keyword === 'sslrootcert' && info[keyword] === 'system')) {
+      throw new ConfigError(`${where}: ${keyword} names a file on the exporter's host: set it in an auth module's options, not in the target`);
+    }
+  }
   if (credentials) {
     info.user = credentials.user;
     info.password = credentials.password;
