@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASES_APPLICATION_NAME } from '../src/commands/assembly.js';
@@ -188,8 +189,10 @@ collectors:
 
 describe('include and exclude patterns, custom collectors', () => {
   let serve: ServeProcess;
+  let customFile: string;
   beforeAll(async () => {
-    const args = ['--auto-discover-databases', '--include-databases', 'app_1*,app_20', '--custom-collectors.files', writeConfig(CUSTOM, 'custom.yaml')];
+    customFile = writeConfig(CUSTOM, 'custom.yaml');
+    const args = ['--auto-discover-databases', '--include-databases', 'app_1*,app_20', '--custom-collectors.files', customFile];
     // pg_stat_statements created in the primary database only: it shows every database's statements.
     await admin.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
     for (const name of ['app_12', 'app_05']) {
@@ -236,6 +239,21 @@ describe('include and exclude patterns, custom collectors', () => {
     // app_05 is not watched: its statements are not published either.
     expect(select(samples, 'pgvector_statements_tracked').map((s) => s.labels.datname)).toEqual(['app_12']);
     expect(select(samples, 'pgvector_exporter_collector_success', { collector: 'statements' })).toEqual([{ name: 'pgvector_exporter_collector_success', labels: { collector: 'statements' }, value: 1 }]);
+  });
+
+  it('a custom collector file broken on disk before a new database appears: that database is not watched, one line says why, serve keeps serving', async () => {
+    writeFileSync(customFile, 'collectors:\n  - name: [broken\n');
+    try {
+      await admin.query(`CREATE DATABASE app_1broken TEMPLATE ${TEMPLATE}`);
+      await eventually(async () => serve.logs().includes('database not watched: its collectors could not be built'), 'the refusal logged', 60_000, 250);
+      expect(serve.child.exitCode).toBeNull();
+      const text = await serve.metrics();
+      expect(indexedDatabases(text)).toContain('app_12');
+      expect(indexedDatabases(text)).not.toContain('app_1broken');
+    } finally {
+      writeFileSync(customFile, CUSTOM);
+      await admin.query('DROP DATABASE IF EXISTS app_1broken WITH (FORCE)');
+    }
   });
 
   it('runs a `databases: all` custom collector in each watched database, labelled datname, and a `primary` one once', async () => {

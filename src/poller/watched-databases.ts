@@ -126,9 +126,14 @@ export class WatchedDatabases {
 
   /** Reads pg_database now (also after a poll found its database gone); concurrent calls share one run. */
   discover(): Promise<void> {
-    this.discovering ??= this.discoverOnce().finally(() => {
-      this.discovering = undefined;
-    });
+    // After stop() (a poll that found its database gone can ask late): the primary pool is being ended.
+    if (this.stopped) return Promise.resolve();
+    this.discovering ??= this.discoverOnce()
+      // Never an unhandled rejection (it would end the process): one line, and the next discovery tries again.
+      .catch((err: unknown) => this.options.log.error({ error: (err as Error).message }, 'database discovery failed'))
+      .finally(() => {
+        this.discovering = undefined;
+      });
     return this.discovering;
   }
 
@@ -166,7 +171,12 @@ export class WatchedDatabases {
     const fresh = [...wanted].filter((datname) => !this.watched.has(datname));
     const spacing = Math.min(FIRST_POLL_SPACING_MS, this.options.intervalMs / Math.max(1, fresh.length));
     fresh.forEach((datname, i) => {
-      if (!this.stopped) this.watch(datname, Math.floor(i * spacing));
+      if (this.stopped) return;
+      try {
+        this.watch(datname, Math.floor(i * spacing));
+      } catch (err) {
+        log.error({ datname, error: (err as Error).message }, 'database not watched: its collectors could not be built (the next discovery tries again)');
+      }
     });
     if (!this.discovered) log.info({ databases: wanted.size }, 'watching every database');
     this.discovered = true;
@@ -174,8 +184,10 @@ export class WatchedDatabases {
 
   private watch(datname: string, delayMs: number): void {
     const { log } = this.options;
-    const pool = this.options.openPool(datname);
+    // The collectors first: building them reads the custom collector files, which may have gone bad on
+    // disk since the last reload; then no pool is left open behind the error.
     const set = this.collectors();
+    const pool = this.options.openPool(datname);
     const observer = this.options.observer(datname);
     const poller = new Poller({
       collectors: set.collectors,
