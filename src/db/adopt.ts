@@ -376,8 +376,12 @@ async function planAndApply(client: pg.Client, options: { dryRun: boolean }, mig
       migration.checksum,
     ]);
   }
-  for (const later of loadMigrations().filter((m) => m.version > ADOPT_THROUGH && ALREADY_IN_EFFECT[m.version] && !applied.has(m.version))) {
-    const { rows } = await client.query<{ in_effect: boolean }>(ALREADY_IN_EFFECT[later.version]!);
+  // In order, stopping at the first that is not in effect or has no check: a later one is never recorded
+  // without the ones before it (a migration without an ALREADY_IN_EFFECT entry is left to `migrate`).
+  for (const later of loadMigrations().filter((m) => m.version > ADOPT_THROUGH && !applied.has(m.version))) {
+    const check = ALREADY_IN_EFFECT[later.version];
+    if (!check) break;
+    const { rows } = await client.query<{ in_effect: boolean }>(check);
     if (!rows[0]!.in_effect) break;
     await client.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [later.version, later.name, later.checksum]);
     result.adopted.push(later.file);

@@ -1,12 +1,9 @@
 import { isHistogramSample, type Labels, type MetricFamily, type Sample } from '../collectors/collector.js';
 
-/**
+/*
  * Renders collector snapshots in the Prometheus text exposition format (0.0.4), once per poll,
  * so /metrics only concatenates strings and never touches the database.
  */
-export function renderSnapshot(families: readonly MetricFamily[], samples: readonly Sample[]): string {
-  return renderFamilies(families, renderBodies(families, samples));
-}
 
 /** The sample lines of each family that has samples, by family name, without the HELP and TYPE lines. */
 export function renderBodies(families: readonly MetricFamily[], samples: readonly Sample[]): Map<string, string> {
