@@ -11,6 +11,7 @@ import {
   type SummaryRow,
 } from '../src/collectors/connections.js';
 import { type TestDatabase } from './helpers/database.js';
+import { eventually } from './helpers/exporter.js';
 import { collectorContext, connect, exporterLogin, samplesOf, valueOf, useDatabaseClient } from './helpers/collector-context.js';
 
 // Other test files share the server, so assertions are about this file's own connections (unique
@@ -38,10 +39,19 @@ describe('connections collector', () => {
     const [inTx, busy] = await open(2, 'holder');
     await inTx!.query('BEGIN');
     await inTx!.query('SELECT txid_current()');
-    const sleeping = busy!.query('SELECT pg_sleep(3)');
-    await new Promise((r) => setTimeout(r, 1100));
+    const begun = Date.now();
+    const busyPid = (await busy!.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    // Long enough to outlast the collect on a busy machine; cancelled once the snapshot is taken.
+    const sleeping = busy!.query('SELECT pg_sleep(60)').catch(() => undefined);
+    await eventually(
+      async () => (await client.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'PgSleep'", [busyPid])).rowCount === 1,
+      'the busy session sleeping',
+    );
+    // The transaction is at least a second old (max_tx_duration >= 1 below): a state of the clock, not a proxy.
+    await new Promise((r) => setTimeout(r, Math.max(0, 1100 - (Date.now() - begun))));
 
     const samples = await connectionsCollector(options).collect(collectorContext(client));
+    await client.query('SELECT pg_cancel_backend($1)', [busyPid]);
     await sleeping;
     const sum = (family: string, labels: Record<string, string>) => samplesOf(samples, family, labels).reduce((n, s) => n + ('value' in s ? s.value : 0), 0);
     for (const state of ACTIVITY_STATES) expect(samplesOf(samples, 'pg_stat_activity_count', { datname: db.name, state }).length, state).toBeGreaterThanOrEqual(1);

@@ -9,7 +9,7 @@ import { mountReloadRoute } from '../http/reload-route.js';
 import { startHttpServer, type RunningHttpServer } from '../http/server.js';
 import { loadWebConfig, type WebConfig } from '../http/web-config.js';
 import { JobService } from '../jobs/service.js';
-import type { Logger } from '../log.js';
+import { registerSecret, type Logger } from '../log.js';
 import { CONTENT_TYPE, createRegistry, exposition } from '../metrics/registry.js';
 import { registerProbeMetrics } from '../metrics/probe-metrics.js';
 import { registerReloadMetrics } from '../metrics/reload-metrics.js';
@@ -103,6 +103,9 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
   });
   const databases = watchedDatabases({ config, connection, primary: pool, registry, selfMetrics, log });
   let running = config;
+  // The auth modules' passwords are redacted from every log line, as the exporter's own is (defence in depth:
+  // no record is meant to carry one).
+  for (const module of Object.values(config.auth_modules ?? {})) registerSecret(module.password);
   // GET /probe's targets: each with a pool and poller of its own, built on its first probe from the running config.
   const probeTargets = new ProbeTargets({
     ...probeTargetsSettings(config),
