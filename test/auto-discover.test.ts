@@ -6,7 +6,7 @@ import { DATABASES_APPLICATION_NAME } from '../src/commands/assembly.js';
 import { parseMetricsText, select } from '../src/metrics/exposition-text.js';
 import { LocalCluster } from '../src/local-cluster/cluster.js';
 import { databaseSelector } from '../src/db/database-selector.js';
-import { eventually, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
+import { eventually, sampleValue, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
 
 /**
  * --auto-discover-databases on a server of its own (discovery sees every database of the server, so not
@@ -241,20 +241,39 @@ describe('include and exclude patterns, custom collectors', () => {
     expect(select(samples, 'pgvector_exporter_collector_success', { collector: 'statements' })).toEqual([{ name: 'pgvector_exporter_collector_success', labels: { collector: 'statements' }, value: 1 }]);
   });
 
-  it('a custom collector file broken on disk before a new database appears: that database is not watched, one line says why, serve keeps serving', async () => {
+  it('a custom collector file broken on disk after start: a new database is watched with the collectors read at start; only a reload reads the file again, and is rejected', async () => {
     writeFileSync(customFile, 'collectors:\n  - name: [broken\n');
     try {
-      await admin.query(`CREATE DATABASE app_1broken TEMPLATE ${TEMPLATE}`);
-      await eventually(async () => serve.logs().includes('database not watched: its collectors could not be built'), 'the refusal logged', 60_000, 250);
+      await admin.query(`CREATE DATABASE app_1late TEMPLATE ${TEMPLATE}`);
+      // The file is read once per loaded config, not once per database: app_1late runs the custom collector as read at start.
+      await eventually(
+        async () => select(parseMetricsText(await serve.metrics()), 'test_items', { datname: 'app_1late' }).length === 1,
+        'app_1late watched, with its custom collector',
+        60_000,
+        250,
+      );
+      expect(serve.logs()).not.toContain('database not watched');
+      // A reload reads the file again: rejected, and every database keeps its collectors.
+      serve.child.kill('SIGHUP');
+      await eventually(async () => serve.logs().includes('config reload rejected'), 'the reload rejected', 30_000, 250);
+      expect(serve.logs()).toMatch(/"error":"[^"]*custom\.yaml:\d+: invalid YAML/);
       expect(serve.child.exitCode).toBeNull();
-      const text = await serve.metrics();
-      expect(indexedDatabases(text)).toContain('app_12');
-      expect(indexedDatabases(text)).not.toContain('app_1broken');
+      // /metrics is served from a short-lived cache: the failed reload shows on a later scrape.
+      const text = await eventually(
+        async () => {
+          const body = await serve.metrics();
+          return sampleValue(body, 'pgvector_exporter_config_last_reload_successful') === 0 ? body : undefined;
+        },
+        'the failed reload published',
+        30_000,
+        250,
+      );
+      expect(select(parseMetricsText(text), 'test_items', { datname: 'app_1late' })).toEqual([{ name: 'test_items', labels: { datname: 'app_1late' }, value: 20 }]);
     } finally {
       writeFileSync(customFile, CUSTOM);
-      await admin.query('DROP DATABASE IF EXISTS app_1broken WITH (FORCE)');
+      await admin.query('DROP DATABASE IF EXISTS app_1late WITH (FORCE)');
     }
-  });
+  }, 120_000);
 
   it('runs a `databases: all` custom collector in each watched database, labelled datname, and a `primary` one once', async () => {
     const samples = await eventually(

@@ -396,6 +396,31 @@ describe('a reload reaches the live probe targets', () => {
   });
 });
 
+describe('probe targets and the custom collector files', () => {
+  let serve: ServeProcess;
+  let db: TestDatabase;
+  let customFile: string;
+  const CUSTOM = 'collectors:\n  - name: probed\n    query: SELECT 7 AS v\n    metrics:\n      - { name: test_probed_v, type: gauge, column: v, help: Seven. }\n';
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    customFile = writeConfig(CUSTOM, 'custom.yaml');
+    serve = await startServe(['--database-url', db.url, '--config', writeConfig(probeConfig('unused')), '--custom-collectors.files', customFile]);
+  });
+  afterAll(async () => {
+    await serve?.stop();
+    await db?.drop();
+  });
+
+  it('a target opened after the file broke on disk runs the custom collectors read at start: the file is read once per loaded config, not per target', async () => {
+    writeFileSync(customFile, 'collectors:\n  - name: [broken\n');
+    const { status, body } = await probe(serve, `postgresql://postgres@${HOSTPORT}/${db.name}?sslmode=disable`);
+    expect(status).toBe(200);
+    expect(sampleValue(body, 'pg_up')).toBe(1);
+    expect(sampleValue(body, 'test_probed_v')).toBe(7);
+  });
+});
+
 describe("the exporter's own credentials never reach a target", () => {
   let serve: ServeProcess;
   let fake: TcpServer | undefined;

@@ -1,6 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { Collector } from '../collectors/collector.js';
-import { COLLECTOR_NAMES, COLLECTOR_SCOPES, createCollectors, type CollectorName } from '../collectors/index.js';
+import { COLLECTOR_NAMES, COLLECTOR_SCOPES, createCollectors } from '../collectors/index.js';
 import type { Config } from '../config/schema.js';
 import { customCollector } from '../custom/collector.js';
 import { loadCustomCollectors, type OwnedNames } from '../custom/load.js';
@@ -9,8 +9,7 @@ import { collectorSchedules, collectorsOptions, customCollectorSchedule, customC
 
 /**
  * Every collector the config asks for, built-in and custom, with its schedule and a fingerprint (what it
- * is beyond its name). Built at start and on every reload; building it reads and validates the collector
- * files, so a bad file throws a ConfigError before anything changes.
+ * is beyond its name). One set per poller: collectors keep state between polls.
  */
 export interface CollectorSet {
   collectors: Collector[];
@@ -25,35 +24,47 @@ export interface CollectorSet {
  */
 export type CollectorScope = 'every' | 'server' | 'database';
 
-export function collectorSet(config: Config, registry: Registry, scope: CollectorScope = 'every'): CollectorSet {
+/**
+ * One loaded config's collectors: the custom collector files are read and validated once, here (at start
+ * and on each reload), so a bad file throws a ConfigError before anything changes; `set()` then builds
+ * fresh collectors from what was read, as often as pollers need them (each watched database, each
+ * /probe target), without reading a file again. A file changed on disk takes effect at the next reload.
+ */
+export interface LoadedCollectors {
+  set(scope?: CollectorScope): CollectorSet;
+}
+
+export function loadCollectors(config: Config, registry: Registry): LoadedCollectors {
   const options = collectorsOptions(config);
-  const enabled = createCollectors(enabledCollectorNames(config), options);
+  const names = enabledCollectorNames(config);
   // Custom collectors may not take a built-in family's name, whichever scope either runs in.
-  const custom = loadCustomCollectors(customCollectorsSources(config), ownedNames(enabled, registry));
-  const builtIn = scope === 'every' ? enabled : enabled.filter((c) => COLLECTOR_SCOPES[c.name as CollectorName] === scope);
-  const definitions = scope === 'every' ? custom : custom.filter((d) => (d.databases === 'all') === (scope === 'database'));
+  const custom = loadCustomCollectors(customCollectorsSources(config), ownedNames(createCollectors(names, options), registry));
   const builtInSchedules = collectorSchedules(config);
   const schedules = new Map<string, CollectorSchedule>();
   const fingerprints = new Map<string, string>();
   // The built-in collectors' options as the assembly hands them down: a change to them restarts the
   // built-in collectors; a change elsewhere (jobs, web, a custom file) does not.
   const shared = JSON.stringify(options);
-  for (const collector of builtIn) {
-    const schedule = builtInSchedules[collector.name as CollectorName];
-    schedules.set(collector.name, schedule);
-    fingerprints.set(collector.name, JSON.stringify(['built-in', schedule, shared]));
+  for (const name of names) {
+    const schedule = builtInSchedules[name];
+    schedules.set(name, schedule);
+    fingerprints.set(name, JSON.stringify(['built-in', schedule, shared]));
   }
-  for (const definition of definitions) {
+  for (const definition of custom) {
     const schedule = customCollectorSchedule(definition, config);
     schedules.set(definition.name, schedule);
     // declaredAt is left out: a collector that only moved within its file is unchanged.
     const { declaredAt: _at, ...what } = definition;
     fingerprints.set(definition.name, JSON.stringify(['custom', schedule, what, definition.metrics.map(({ declaredAt: _m, ...m }) => m)]));
   }
+  const schedule = (name: string) => schedules.get(name)!;
+  const fingerprint = (name: string) => fingerprints.get(name)!;
   return {
-    collectors: [...builtIn, ...definitions.map(customCollector)],
-    schedule: (name) => schedules.get(name)!,
-    fingerprint: (name) => fingerprints.get(name)!,
+    set(scope = 'every') {
+      const builtIn = createCollectors(scope === 'every' ? names : names.filter((name) => COLLECTOR_SCOPES[name] === scope), options);
+      const definitions = scope === 'every' ? custom : custom.filter((d) => (d.databases === 'all') === (scope === 'database'));
+      return { collectors: [...builtIn, ...definitions.map(customCollector)], schedule, fingerprint };
+    },
   };
 }
 

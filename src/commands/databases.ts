@@ -1,5 +1,4 @@
 import type pg from 'pg';
-import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { ConnectionBudget, limitPool } from '../db/connection-budget.js';
 import { onDatabase, type ConnectionSettings } from '../db/connection.js';
@@ -8,7 +7,7 @@ import type { Logger } from '../log.js';
 import type { SelfMetrics } from '../metrics/self-metrics.js';
 import { WatchedDatabases } from '../poller/watched-databases.js';
 import { autoDiscoverOptions, collectorSchedules } from './assembly.js';
-import { collectorSet } from './collector-set.js';
+import type { CollectorSet } from './collector-set.js';
 
 /**
  * With --auto-discover-databases, the per-database side of serve: one pool of one connection per watched
@@ -19,11 +18,12 @@ export function watchedDatabases(options: {
   config: Config;
   connection: ConnectionSettings;
   primary: pg.Pool;
-  registry: Registry;
+  /** A fresh set of the database-scoped collectors of the loaded config (no file read). */
+  collectors: () => CollectorSet;
   selfMetrics: SelfMetrics;
   log: Logger;
 }): WatchedDatabases | undefined {
-  const { config, connection, registry, log } = options;
+  const { config, connection, log } = options;
   const discovery = autoDiscoverOptions(config);
   if (!discovery) return undefined;
   const budget = new ConnectionBudget(discovery.maxConnections);
@@ -35,7 +35,7 @@ export function watchedDatabases(options: {
     exclude: discovery.exclude,
     intervalMs: discovery.intervalMs,
     openPool: (datname) => limitPool(createPool(onDatabase(connection, datname), discovery.pool, log), budget, waitMs),
-    collectors: () => collectorSet(config, registry, 'database'),
+    collectors: options.collectors,
     observer: (datname) => options.selfMetrics.forDatabase(datname),
     log,
     maxBackoffMs: config.database.reconnect_max_backoff,

@@ -32,7 +32,7 @@ export interface ProbeTargetsOptions {
   pool: PoolOptions;
   ownPool: PoolOptions;
   maxBackoffMs: number;
-  /** A fresh set of the enabled collectors (collectors keep state per database: one set per target). */
+  /** A fresh set of the enabled collectors of the loaded config, no file read (collectors keep state per database: one set per target). */
   collectors: () => CollectorSet;
   log: Logger;
   observer: ProbeObserver;
@@ -136,16 +136,10 @@ export class ProbeTargets implements ProbeHandler {
       throw new ProbeRefusal(503, message);
     }
     const log = this.options.log.child({ target: settings.description });
+    const set = this.options.collectors();
     const pool = createPool(settings, this.options.pool, log);
     const ownPool = createPool(settings, this.options.ownPool, log);
     const registry = new Registry();
-    let set: CollectorSet;
-    try {
-      set = this.options.collectors();
-    } catch (err) {
-      void Promise.all([pool.end(), ownPool.end()]).catch(() => undefined);
-      throw err;
-    }
     const poller = new Poller({
       collectors: set.collectors,
       schedule: set.schedule,

@@ -18,7 +18,7 @@ import { registerSelfMetrics } from '../metrics/self-metrics.js';
 import { Poller } from '../poller/poller.js';
 import { onReloadSignal, waitForShutdownSignal } from '../signals.js';
 import { autoDiscoverOptions, exporterPoolOptions, httpSettings, pgUpPoolOptions, jobRunnerSettings, jobSchedules, probeTargetsSettings } from './assembly.js';
-import { collectorSet, type CollectorSet } from './collector-set.js';
+import { loadCollectors, type CollectorSet, type LoadedCollectors } from './collector-set.js';
 import type { Command } from './command.js';
 import { watchedDatabases } from './databases.js';
 import { commandContext, readConfig } from './context.js';
@@ -84,9 +84,12 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
   // database (the primary's included) the database-scoped ones (commands/databases.ts).
   const scope = autoDiscoverOptions(config) ? 'server' : 'every';
   const selfMetrics = registerSelfMetrics(registry);
+  // The collector files are read once per loaded config (here, then on each reload); every poller's set is built from that.
+  let loaded: LoadedCollectors;
   let collectors: CollectorSet;
   try {
-    collectors = collectorSet(config, registry, scope);
+    loaded = loadCollectors(config, registry);
+    collectors = loaded.set(scope);
   } catch (err) {
     await Promise.all([pool.end(), ownPool.end()]);
     throw err;
@@ -101,7 +104,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
     observer: selfMetrics,
     maxBackoffMs: config.database.reconnect_max_backoff,
   });
-  const databases = watchedDatabases({ config, connection, primary: pool, registry, selfMetrics, log });
+  const databases = watchedDatabases({ config, connection, primary: pool, collectors: () => loaded.set('database'), selfMetrics, log });
   let running = config;
   // The auth modules' passwords are redacted from every log line, as the exporter's own is (defence in depth:
   // no record is meant to carry one).
@@ -109,7 +112,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
   // GET /probe's targets: each with a pool and poller of its own, built on its first probe from the running config.
   const probeTargets = new ProbeTargets({
     ...probeTargetsSettings(config),
-    collectors: () => collectorSet(running, registry),
+    collectors: () => loaded.set(),
     log,
     observer: registerProbeMetrics(registry),
   });
@@ -118,12 +121,13 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
     observer: reloadMetrics,
     prepare: () => {
       const next = options.readConfig!();
-      const nextCollectors = collectorSet(next, registry, scope);
-      // Validated here, before anything changes; each watched database then builds its own set.
-      if (databases) collectorSet(next, registry, 'database');
+      // Read and validated here, before anything changes; each watched database and probe target then builds its own set from it.
+      const nextLoaded = loadCollectors(next, registry);
+      const nextCollectors = nextLoaded.set(scope);
       return () => {
         const summary = poller.reconcile(nextCollectors.collectors, nextCollectors.schedule, nextCollectors.fingerprint);
-        databases?.reconcile(() => collectorSet(next, registry, 'database'));
+        loaded = nextLoaded;
+        databases?.reconcile(() => nextLoaded.set('database'));
         const restartOnly = restartOnlyChanges(running, next);
         running = next;
         probeTargets.reconcile();

@@ -175,7 +175,8 @@ export class WatchedDatabases {
       try {
         this.watch(datname, Math.floor(i * spacing));
       } catch (err) {
-        log.error({ datname, error: (err as Error).message }, 'database not watched: its collectors could not be built (the next discovery tries again)');
+        // One database that cannot be watched does not keep the others of this discovery from being watched.
+        log.error({ datname, error: (err as Error).message }, 'database not watched (the next discovery tries again)');
       }
     });
     if (!this.discovered) log.info({ databases: wanted.size }, 'watching every database');
@@ -184,8 +185,7 @@ export class WatchedDatabases {
 
   private watch(datname: string, delayMs: number): void {
     const { log } = this.options;
-    // The collectors first: building them reads the custom collector files, which may have gone bad on
-    // disk since the last reload; then no pool is left open behind the error.
+    // Built from the collector files as read at start or at the last reload: never read again here.
     const set = this.collectors();
     const pool = this.options.openPool(datname);
     const observer = this.options.observer(datname);
