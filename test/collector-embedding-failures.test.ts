@@ -28,7 +28,7 @@ describe('embedding_failures collector', () => {
     await seedDocuments(client, { count: 4, prefix: 'embedded', withEmbeddings: true });
     await client.query(`UPDATE framework_documents SET created_at = now() - interval '2 hours' WHERE chunk_id LIKE 'embedded%'`);
 
-    const collector = embeddingFailuresCollector({ gracePeriodMs: 30 * 60_000 });
+    const collector = embeddingFailuresCollector({ gracePeriodMs: 30 * 60_000, batchRows: 250_000 });
     const samples = await collector.collect(collectorContext(client));
     expect(undeclaredSamples(collector.families, samples)).toEqual([]);
     expect(valueOf(samples, 'rag_embedding_generation_failures_total', { reason: 'query_log' })).toBe(2);
@@ -36,7 +36,7 @@ describe('embedding_failures collector', () => {
   });
 
   it('counts each failure once across polls, and documents when they cross the grace period', async () => {
-    const collector = embeddingFailuresCollector({ gracePeriodMs: 2_000 });
+    const collector = embeddingFailuresCollector({ gracePeriodMs: 2_000, batchRows: 250_000 });
     const ctx = collectorContext(client);
     // whatever the database already holds is the base (the previous test's rows, if it shares the database)
     let samples = await collector.collect(ctx);
@@ -69,8 +69,36 @@ describe('embedding_failures collector', () => {
     expect(value('query_log') - base.log).toBe(4);
   });
 
+  it('a backlog read under a statement timeout: the batch halves, nothing is lost, and the next poll catches up as the batch grows back', async () => {
+    const collector = embeddingFailuresCollector({ gracePeriodMs: 30 * 60_000, batchRows: 8000 });
+    const ctx = collectorContext(client, 10_000);
+    const value = (samples: Awaited<ReturnType<typeof collector.collect>>) =>
+      valueOf(samples, 'rag_embedding_generation_failures_total', { reason: 'query_log' })!;
+    const base = value(await collector.collect(ctx));
+    await logFailures(client, 20_000);
+    await logFailures(client, 500, 'vector_search');
+    const locker = await connect(db.url);
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE query_performance_log IN ACCESS EXCLUSIVE MODE');
+      await client.query("SET statement_timeout = '300ms'");
+      await expect(collector.collect(ctx)).rejects.toMatchObject({ code: '57014' });
+      expect(collector.batchRows).toBe(4000);
+      await expect(collector.collect(ctx)).rejects.toMatchObject({ code: '57014' });
+      expect(collector.batchRows).toBe(2000);
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+      await client.query('RESET statement_timeout');
+    }
+    // One poll reads on while it is behind (2000, 4000, 8000, then the rest), each failure once.
+    expect(value(await collector.collect(ctx)) - base).toBe(20_000);
+    expect(collector.batchRows).toBe(8000);
+    expect(value(await collector.collect(ctx)) - base).toBe(20_000);
+  });
+
   it('counts a failed row whose lower id commits after a higher id was read', async () => {
-    const collector = embeddingFailuresCollector({ gracePeriodMs: 30 * 60_000 });
+    const collector = embeddingFailuresCollector({ gracePeriodMs: 30 * 60_000, batchRows: 250_000 });
     const ctx = collectorContext(client);
     const value = (samples: Awaited<ReturnType<typeof collector.collect>>) =>
       valueOf(samples, 'rag_embedding_generation_failures_total', { reason: 'query_log' })!;

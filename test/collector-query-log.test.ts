@@ -266,6 +266,28 @@ describe('query_log collector', () => {
     expect(collector.batchRows).toBe(8000);
   });
 
+  it('a backlog after timed-out reads is caught up in one poll while the batch grows back read by read', async () => {
+    const collector = queryLogCollector({ ...OPTIONS, batchRows: 8000 });
+    await collector.collect(ctx());
+    await client.query("INSERT INTO query_performance_log (query_type, duration_ms) SELECT 'insert', 5 FROM generate_series(1, 20000)");
+    const locker = await connect(db.url);
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE query_performance_log IN ACCESS EXCLUSIVE MODE');
+      await client.query("SET statement_timeout = '300ms'");
+      await expect(collector.collect(ctx())).rejects.toMatchObject({ code: '57014' });
+      await expect(collector.collect(ctx())).rejects.toMatchObject({ code: '57014' });
+      expect(collector.batchRows).toBe(2000);
+    } finally {
+      await locker.query('ROLLBACK');
+      await locker.end();
+      await client.query('RESET statement_timeout');
+    }
+    // A full batch means behind, whatever size the next read asks for: 2000, 4000, 8000, then the last 6000.
+    expect(rows(await collector.collect(ctx()), 'observed')).toBe(20_000);
+    expect(collector.batchRows).toBe(8000);
+  });
+
   it('rejects durations above 24 hours (1e308 ms would make _sum useless) and keeps 24 hours itself', async () => {
     const collector = queryLogCollector(OPTIONS);
     await collector.collect(ctx());

@@ -24,7 +24,7 @@ import { IdCursor, readColumns, readCtes, START_COLUMNS, startCtes, START_HOLE_W
  * Cost: the first poll counts the failed rows of the whole log once (a sequential scan of
  * query_performance_log) and the documents past the grace period without an embedding once (an
  * anti-join over the corpus); later polls read only log rows past the cursor and in its holes (primary
- * key range scans, at most BATCH_ROWS per statement) and the documents created between two cutoffs
+ * key range scans, at most query_log.batch_rows per statement, halved after a statement timeout) and the documents created between two cutoffs
  * (idx_documents_created_at).
  */
 const FAMILIES = {
@@ -41,10 +41,14 @@ export const EMBEDDING_GENERATION_QUERY_TYPE = 'embedding_generation';
 export interface EmbeddingFailuresOptions {
   /** How long a new document may stay without an embedding before it counts as a failure (ms). */
   gracePeriodMs: number;
+  /** Log rows read per statement (query_log.batch_rows, as the query_log collector); halved after a statement timeout. */
+  batchRows: number;
 }
 
-/** Log rows read per statement; a poll that is behind reads on within the first half of its time. */
-export const BATCH_ROWS = 250_000;
+export interface EmbeddingFailuresCollector extends Collector {
+  /** Log rows per statement now (the configured batch, or less after timeouts until reads succeed again). */
+  readonly batchRows: number;
+}
 
 /**
  * Where reading the log starts: at its newest row, counting the failed rows up to it. $1
@@ -92,16 +96,19 @@ interface MissingRow extends Record<string, unknown> {
   missing: string;
 }
 
-export function embeddingFailuresCollector(options: EmbeddingFailuresOptions): Collector {
-  const cursor = new IdCursor('query_performance_log');
+export function embeddingFailuresCollector(options: EmbeddingFailuresOptions): EmbeddingFailuresCollector {
+  const cursor = new IdCursor('query_performance_log', options.batchRows);
   let lastCutoff: Date | null = null;
   let fromLog = 0;
   let missing = 0;
   return {
     name: 'embedding_failures',
     families: Object.values(FAMILIES),
+    get batchRows() {
+      return cursor.batchRows;
+    },
     async collect(ctx): Promise<Sample[]> {
-      const { query, log } = ctx;
+      const { query } = ctx;
       if (!(await requireFeature(ctx, 'embedding_failures'))) return [];
       // The cursors move only once a statement has succeeded: a failed poll is read again by the next one.
       if (!cursor.started) {
@@ -109,15 +116,11 @@ export function embeddingFailuresCollector(options: EmbeddingFailuresOptions): C
         cursor.start(row!);
         fromLog += Number(row!.failed);
       }
-      // Behind (a full batch came back): read on within the first half of the poll's time left.
-      const readUntil = Date.now() + (ctx.deadline - Date.now()) / 2;
-      for (;;) {
-        const { watermark, lo, hi } = cursor.params();
-        const [row] = await query<FailedReadRow>(EMBEDDING_FAILURES_READ_SQL, [watermark, BATCH_ROWS, lo, hi, EMBEDDING_GENERATION_QUERY_TYPE]);
-        cursor.advance(row!, log);
-        fromLog += Number(row!.failed);
-        if (Number(row!.tail_rows) < BATCH_ROWS || Date.now() >= readUntil || ctx.signal.aborted) break;
-      }
+      await cursor.readOn(
+        ctx,
+        async ({ watermark, batchRows, lo, hi }) => (await query<FailedReadRow>(EMBEDDING_FAILURES_READ_SQL, [watermark, batchRows, lo, hi, EMBEDDING_GENERATION_QUERY_TYPE]))[0]!,
+        (row) => (fromLog += Number(row.failed)),
+      );
       const [row] = await query<MissingRow>(MISSING_EMBEDDINGS_SQL, [lastCutoff, options.gracePeriodMs / 1000]);
       missing += Number(row!.missing);
       lastCutoff = row!.cutoff;

@@ -1,4 +1,6 @@
+import { isStatementTimeout } from '../db/errors.js';
 import type { Logger } from '../log.js';
+import type { CollectContext } from './collector.js';
 
 /**
  * Reading a log table exactly once by its sequence-assigned id, despite ids that commit out of order:
@@ -33,6 +35,9 @@ import type { Logger } from '../log.js';
  * a primary cannot.
  * Holes are capped (MAX_HOLES); a hole costs one primary-key probe (per partition) per statement
  * until it settles.
+ *
+ * Reads come in batches (readOn()): a poll that is behind reads on within the first half of its time,
+ * and a batch that cannot finish within statement_timeout is halved (see IdCursor.batchRows).
  */
 
 /** An id range below the watermark not seen yet: rows still in flight, or a permanent gap. */
@@ -51,6 +56,8 @@ export interface Hole {
 export const START_HOLE_WINDOW = 10_000;
 /** Holes kept at most; beyond this the oldest are given up (logged). */
 export const MAX_HOLES = 10_000;
+/** The smallest batch a timed-out read falls back to. */
+export const MIN_BATCH_ROWS = 1000;
 
 /**
  * The CTEs `start` (one row: watermark) and `recent` of a start statement. `watermark` is an SQL
@@ -160,15 +167,35 @@ export interface ReadRow extends Record<string, unknown> {
   xmax: string;
 }
 
-/** Where reading stands: the watermark and the holes below it. */
+/** The values of one read's parameters (ReadParams). */
+export interface ReadValues {
+  watermark: number;
+  batchRows: number;
+  lo: number[];
+  hi: number[];
+}
+
+/** Where reading stands: the watermark and the holes below it, and how many rows a read asks for. */
 export class IdCursor {
   watermark: number | undefined;
   holes: Hole[] = [];
+  /**
+   * Rows per read now. A batch that cannot finish within statement_timeout would fail every poll and
+   * stall reading for good: after a timeout the next reads ask half as many rows (down to
+   * MIN_BATCH_ROWS). Every read that succeeds doubles it again, up to `maxBatchRows`: a timeout caused by
+   * a lock wait (the usual cause) must not leave reading slow for good.
+   */
+  batchRows: number;
   /** Statements run (start and reads): the order of the snapshots. */
   private statement = 0;
 
-  /** `table` names the log in log lines. */
-  constructor(private readonly table: string) {}
+  /** `table` names the log in log lines; `maxBatchRows` is the configured batch. */
+  constructor(
+    private readonly table: string,
+    private readonly maxBatchRows: number,
+  ) {
+    this.batchRows = maxBatchRows;
+  }
 
   get started(): boolean {
     return this.watermark !== undefined;
@@ -180,13 +207,43 @@ export class IdCursor {
     this.holes = row.holes.map(([lo, hi]) => ({ lo: Number(lo), hi: Number(hi) }));
   }
 
-  /** The values of a read's watermark and hole parameters. */
-  params(): { watermark: number; lo: number[]; hi: number[] } {
-    return { watermark: this.watermark ?? 0, lo: this.holes.map((h) => h.lo), hi: this.holes.map((h) => h.hi) };
+  /** The values of a read's parameters. */
+  params(): ReadValues {
+    return { watermark: this.watermark ?? 0, batchRows: this.batchRows, lo: this.holes.map((h) => h.lo), hi: this.holes.map((h) => h.hi) };
+  }
+
+  /**
+   * Reads past the cursor and in its holes: `read` runs one statement with the given values, `apply`
+   * takes its row once the cursor has moved past it. Behind (a full batch came back), it reads on within
+   * the first half of the poll's time left. A failed read moves nothing (the next poll reads it again);
+   * a statement timeout halves the batch first.
+   */
+  async readOn<R extends ReadRow>(ctx: Pick<CollectContext, 'log' | 'deadline' | 'signal'>, read: (values: ReadValues) => Promise<R>, apply: (row: R) => void): Promise<void> {
+    const readUntil = Date.now() + (ctx.deadline - Date.now()) / 2;
+    for (;;) {
+      const values = this.params();
+      let row: R;
+      try {
+        row = await read(values);
+      } catch (err) {
+        if (isStatementTimeout(err) && this.batchRows > MIN_BATCH_ROWS) {
+          this.batchRows = Math.max(MIN_BATCH_ROWS, Math.floor(this.batchRows / 2));
+          ctx.log.warn({ batchRows: this.batchRows }, `${this.table} read timed out; reading smaller batches`);
+        }
+        throw err;
+      }
+      this.advance(row, ctx.log);
+      apply(row);
+      if (this.batchRows < this.maxBatchRows) {
+        this.batchRows = Math.min(this.maxBatchRows, this.batchRows * 2);
+        ctx.log.debug({ batchRows: this.batchRows }, `${this.table} read succeeded; reading larger batches again`);
+      }
+      if (Number(row.tail_rows) < values.batchRows || Date.now() >= readUntil || ctx.signal.aborted) return;
+    }
   }
 
   /** Moves the cursor past one read's result. */
-  advance(row: ReadRow, log: Logger): void {
+  private advance(row: ReadRow, log: Logger): void {
     this.statement += 1;
     if (row.tail_max_id !== null && Number(row.tail_max_id) > (this.watermark ?? 0)) this.watermark = Number(row.tail_max_id);
     this.updateHoles(row);

@@ -1,7 +1,5 @@
-import { isStatementTimeout } from '../db/errors.js';
-import type { Logger } from '../log.js';
 import { IdCursor, readColumns, readCtes, START_COLUMNS, startCtes, START_HOLE_WINDOW, type Hole, type ReadRow as CursorReadRow, type StartRow as CursorStartRow } from './id-cursor.js';
-import type { Collector, CollectContext, HistogramSample, MetricFamily, Sample } from './collector.js';
+import type { Collector, HistogramSample, MetricFamily, Sample } from './collector.js';
 import { requireFeature } from './features.js';
 
 /**
@@ -13,7 +11,8 @@ import { requireFeature } from './features.js';
  * the counters stay true while the database is away).
  *
  * Exactly once, despite ids that commit out of order: the watermark and holes of id-cursor.ts
- * (IdCursor, readCtes(), readColumns()), shared with the embedding_failures collector.
+ * (IdCursor, readCtes(), readColumns()), shared with the embedding_failures collector, as is the
+ * batch size that halves after a statement timeout (IdCursor.readOn()).
  */
 
 export interface QueryLogOptions {
@@ -28,8 +27,6 @@ export interface QueryLogOptions {
 }
 
 export const OTHER_QUERY_TYPE = 'other';
-/** The smallest batch a timed-out read falls back to. */
-export const MIN_BATCH_ROWS = 1000;
 /**
  * The longest duration_ms observed: 24 hours. Longer (and NULL, negative, NaN, infinite) is counted as
  * rejected: one finite but absurd value (1e308 ms) would otherwise make the histogram's _sum useless
@@ -154,15 +151,16 @@ interface TypeTotals {
 
 /** The cumulative state of one process: where reading stands and what has been counted. */
 export class QueryLogState {
-  /** Where reading stands (watermark and holes). */
-  readonly cursor = new IdCursor('query_performance_log');
+  /** Where reading stands (watermark and holes, the batch size). */
+  readonly cursor: IdCursor;
   observed = 0;
   rejected = 0;
   newestTs: number | undefined;
   dbNow: number | undefined;
   private readonly totals = new Map<string, TypeTotals>();
 
-  constructor(private readonly buckets: readonly number[], labelTypes: readonly string[]) {
+  constructor(private readonly buckets: readonly number[], labelTypes: readonly string[], batchRows: number) {
+    this.cursor = new IdCursor('query_performance_log', batchRows);
     for (const type of labelTypes) this.totalsOf(type);
   }
 
@@ -183,20 +181,13 @@ export class QueryLogState {
     if (row.newest_ts !== null) this.newestTs = row.newest_ts;
   }
 
-  /** Parameters $1, $3 and $4 of queryLogSql(). */
-  readParams(): { watermark: number; lo: number[]; hi: number[] } {
-    return this.cursor.params();
-  }
-
-  /** Adds one statement's result; returns how many rows it read above the watermark. */
-  applyRead(row: ReadRow, log: Logger): number {
+  /** Adds one statement's result (the cursor has moved past it). */
+  applyRead(row: ReadRow): void {
     for (const group of row.groups) {
       this.count(group);
       if (group.max_ts !== null && (this.newestTs === undefined || group.max_ts > this.newestTs)) this.newestTs = group.max_ts;
     }
     this.dbNow = row.now;
-    this.cursor.advance(row, log);
-    return Number(row.tail_rows);
   }
 
   samples(fam: ReturnType<typeof families>): Sample[] {
@@ -251,32 +242,7 @@ export function queryLogCollector(options: QueryLogOptions): QueryLogCollector {
   const fam = families(buckets);
   const labelTypes = [...new Set([...options.queryTypes, OTHER_QUERY_TYPE])];
   const sql = queryLogSql(buckets);
-  const state = new QueryLogState(buckets, labelTypes);
-
-  // A batch that cannot finish within statement_timeout would fail every poll and stall reading for
-  // good: after a timeout the next statements read half as many rows (down to MIN_BATCH_ROWS). Every
-  // read that succeeds doubles it again, up to the configured size: a timeout caused by a lock wait
-  // (the usual cause) must not leave reading slow for good.
-  let batchRows = options.batchRows;
-
-  async function readOnce({ query, log }: CollectContext): Promise<number> {
-    const { watermark, lo, hi } = state.readParams();
-    try {
-      const [row] = await query<ReadRow>(sql, [watermark, batchRows, lo, hi, options.queryTypes]);
-      const read = state.applyRead(row!, log);
-      if (batchRows < options.batchRows) {
-        batchRows = Math.min(options.batchRows, batchRows * 2);
-        log.debug({ batchRows }, 'query log read succeeded; reading larger batches again');
-      }
-      return read;
-    } catch (err) {
-      if (isStatementTimeout(err) && batchRows > MIN_BATCH_ROWS) {
-        batchRows = Math.max(MIN_BATCH_ROWS, Math.floor(batchRows / 2));
-        log.warn({ batchRows }, 'query log read timed out; reading smaller batches');
-      }
-      throw err;
-    }
-  }
+  const state = new QueryLogState(buckets, labelTypes, options.batchRows);
 
   return {
     name: 'query_log',
@@ -284,7 +250,7 @@ export function queryLogCollector(options: QueryLogOptions): QueryLogCollector {
     keepOnFailure: true,
     state,
     get batchRows() {
-      return batchRows;
+      return state.cursor.batchRows;
     },
     async collect(ctx) {
       if (!(await requireFeature(ctx, 'query_log'))) return [];
@@ -293,9 +259,11 @@ export function queryLogCollector(options: QueryLogOptions): QueryLogCollector {
         state.applyStart(row!);
         ctx.log.debug({ watermark: state.watermark, holes: state.holes.length }, 'query log reading starts');
       }
-      // Behind (a full batch came back): read on within the first half of the poll's time left.
-      const readUntil = Date.now() + (ctx.deadline - Date.now()) / 2;
-      while ((await readOnce(ctx)) >= batchRows && Date.now() < readUntil && !ctx.signal.aborted);
+      await state.cursor.readOn(
+        ctx,
+        async ({ watermark, batchRows, lo, hi }) => (await ctx.query<ReadRow>(sql, [watermark, batchRows, lo, hi, options.queryTypes]))[0]!,
+        (row) => state.applyRead(row),
+      );
       return state.samples(fam);
     },
   };

@@ -52,7 +52,8 @@ export function collectorsOptions(config: Config): CollectorsOptions {
       batchRows: config.query_log.batch_rows,
     },
     embeddings: { dimensions: config.embeddings.dimensions, models: config.embeddings.models, exactIntervalMs: config.embeddings.exact_interval },
-    embeddingFailures: { gracePeriodMs: config.embedding_failures.grace_period },
+    // The same log table as query_log, read the same way: the same batch.
+    embeddingFailures: { gracePeriodMs: config.embedding_failures.grace_period, batchRows: config.query_log.batch_rows },
     recall: {
       sampleSize: config.recall.sample_size,
       topK: config.recall.top_k,
