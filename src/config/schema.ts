@@ -316,6 +316,3 @@ export type ConfigOf<Fields extends readonly FieldSpec[]> = Simplify<UnionToInte
 
 /** The validated settings, derived from FIELDS. Durations are milliseconds. */
 export type Config = ConfigOf<typeof FIELDS>;
-
-export type CollectorConfig = Config['collectors'][CollectorName];
-export type JobConfig = Config['jobs'][JobName];

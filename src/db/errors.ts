@@ -86,9 +86,6 @@ export const isAuthorizationRejected = (err: unknown): boolean => hasCode(err, '
 /** The database named in the connection does not exist (3D000): e.g. dropped since it was discovered. */
 export const isDatabaseMissing = (err: unknown): boolean => hasCode(err, '3D000');
 
-/** The role lacks a privilege (42501). */
-export const isPermissionDenied = (err: unknown): boolean => hasCode(err, '42501');
-
 /** The SQLSTATE of "permission denied", for results that report a refusal the code decided itself. */
 export const PERMISSION_DENIED_CODE: KnownSqlState = '42501';
 
