@@ -4,6 +4,7 @@ import { NoDataError, type Collector, type MetricFamily, type Sample } from './c
  * pg_stat_checkpointer (PostgreSQL 17+) as postgres_exporter's stat_checkpointer collector publishes it
  * (collector/pg_stat_checkpointer.go): the checkpoint counters that left pg_stat_bgwriter. Off by default,
  * as there; before PostgreSQL 17 the view does not exist and the collector reports no data (not a failure).
+ * Whether it exists is asked once per collector (the server's version decides), not on every poll.
  */
 const counter = (column: string, help: string): MetricFamily => ({
   name: `pg_stat_checkpointer_${column}_total`,
@@ -47,14 +48,24 @@ export function checkpointerSamples(row: Row): Sample[] {
 }
 
 export function statCheckpointerCollector(): Collector {
+  /**
+   * Whether the view exists depends only on the server's version: asked once, and again after a failed
+   * poll (the server may have been upgraded in between: its restart fails a poll).
+   */
+  let present: boolean | undefined;
   return {
     name: 'stat_checkpointer',
     families: COLUMNS.map((c) => c.family),
     async collect({ query }) {
-      const [presence] = await query<{ present: boolean }>(HAS_CHECKPOINTER_SQL);
-      if (!presence?.present) throw new NoDataError('pg_stat_checkpointer exists from PostgreSQL 17 on');
-      const [row] = await query<Row>(STAT_CHECKPOINTER_SQL);
-      return row ? checkpointerSamples(row) : [];
+      try {
+        present ??= (await query<{ present: boolean }>(HAS_CHECKPOINTER_SQL))[0]?.present === true;
+        if (!present) throw new NoDataError('pg_stat_checkpointer exists from PostgreSQL 17 on');
+        const [row] = await query<Row>(STAT_CHECKPOINTER_SQL);
+        return row ? checkpointerSamples(row) : [];
+      } catch (err) {
+        if (!(err instanceof NoDataError)) present = undefined;
+        throw err;
+      }
     },
   };
 }
