@@ -3,6 +3,7 @@ import type { Collector, MetricFamily, QueryFn, Sample } from './collector.js';
 import { NoDataError } from './collector.js';
 import type { Logger } from '../log.js';
 import { requireFeature } from './features.js';
+import { inTransaction, setLocal } from './transaction.js';
 import { VECTOR_INDEXES_SQL, distanceOperator, indexPattern, type VectorIndexRow } from '../pgvector/vector-index.js';
 
 /**
@@ -98,12 +99,6 @@ LIMIT $2::integer`;
 export const INDEX_PASS = { enable_seqscan: 'off' };
 export const EXACT_PASS = { enable_seqscan: 'on', enable_indexscan: 'off', enable_bitmapscan: 'off', enable_indexonlyscan: 'off' };
 
-async function setLocal(query: QueryFn, settings: Record<string, string>): Promise<void> {
-  const entries = Object.entries(settings);
-  const calls = entries.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, true)`).join(', ');
-  await query(`SELECT ${calls}`, entries.flat());
-}
-
 interface SampleRow extends Record<string, unknown> {
   id: string;
   embedding: string;
@@ -128,21 +123,13 @@ export function recallOf(approximate: readonly string[], exact: readonly string[
 export function recallCollector(options: RecallOptions): Collector {
   const searchSql = recallSearchSql(options.dimensions);
 
-  /** Runs `body` in a READ ONLY transaction with `settings` SET LOCAL; never leaves it open. */
-  async function inTransaction<T>(query: QueryFn, settings: Record<string, string>, body: () => Promise<T>): Promise<T> {
-    await query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    try {
-      await setLocal(query, settings);
-      return await body();
-    } finally {
-      // Also after an error: the connection goes back to the pool, never inside an open transaction.
-      await query('ROLLBACK').catch(() => undefined);
-    }
-  }
+  /** Runs `body` in a REPEATABLE READ READ ONLY transaction with `settings` SET LOCAL; never leaves it open. */
+  const inSnapshot = <T>(query: QueryFn, settings: Record<string, string>, body: () => Promise<T>): Promise<T> =>
+    inTransaction(query, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', settings, body);
 
   /** The index the search shape is served by when the planner may not choose a sequential scan. */
   async function usedIndex(query: QueryFn, vector: string): Promise<string | undefined> {
-    return inTransaction(query, INDEX_PASS, async () => {
+    return inSnapshot(query, INDEX_PASS, async () => {
       const [row] = await query<{ 'QUERY PLAN': [{ Plan: PlanNode }] }>(`EXPLAIN (FORMAT JSON) ${searchSql}`, [vector, options.topK]);
       return indexNames(row!['QUERY PLAN'][0].Plan)[0];
     });
@@ -152,7 +139,7 @@ export function recallCollector(options: RecallOptions): Collector {
   async function measure(query: QueryFn, vector: string, timeoutMs: number): Promise<number> {
     const settings: Record<string, string> = { statement_timeout: String(Math.ceil(timeoutMs)), ...INDEX_PASS };
     if (options.efSearch > 0) settings['hnsw.ef_search'] = String(options.efSearch);
-    return inTransaction(query, settings, async () => {
+    return inSnapshot(query, settings, async () => {
       const approximate = await query<{ id: string }>(searchSql, [vector, options.topK]);
       await setLocal(query, EXACT_PASS);
       const exact = await query<{ id: string }>(searchSql, [vector, options.topK]);
@@ -197,7 +184,7 @@ export function recallCollector(options: RecallOptions): Collector {
         if (left < 100 || signal.aborted) break;
         try {
           recalls.push(
-            await inTransaction(query, { ...settings, statement_timeout: String(Math.ceil(left)) }, async () => {
+            await inSnapshot(query, { ...settings, statement_timeout: String(Math.ceil(left)) }, async () => {
               const approximate = await query<{ id: string }>(search, [v, setting.topK]);
               await setLocal(query, EXACT_PASS);
               const exact = await query<{ id: string }>(search, [v, setting.topK]);
