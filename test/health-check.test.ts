@@ -104,6 +104,35 @@ describe('system_health_check()', () => {
     expect(withRecent.details).toMatch(/the 1 documents of the last 01:00:00 counted/);
   });
 
+  it("the estimate's sample (runs of consecutive ids, migration 010) leaves out the recent documents and scales the sampled ones", async () => {
+    // A sample of about a quarter of the table: which documents it holds is random (a call may even draw
+    // no page of so small a table: 20 calls each), what it finds in them is not.
+    const [recentOnly, allOld] = await rolledBack(db.pool, async (client) => {
+      await seedDocuments(client, { count: 200, withEmbeddings: true });
+      await client.query("UPDATE framework_documents SET created_at = now() - interval '2 hours'");
+      await seedDocuments(client, { count: 5 }); // recent and missing: counted exactly, never in the sample
+      await client.query('ANALYZE framework_documents');
+      await client.query('SET LOCAL rag.health_exact_count_max_rows = 10; SET LOCAL rag.health_sample_rows = 50');
+      const recentOnly: string[] = [];
+      for (let i = 0; i < 20; i++) recentOnly.push((await healthCheck(client)).get('embedding_completeness')!.details);
+      await client.query("DELETE FROM chunk_embeddings; UPDATE framework_documents SET created_at = now() - interval '2 hours'");
+      await client.query('ANALYZE framework_documents');
+      const allOld: string[] = [];
+      for (let i = 0; i < 20; i++) allOld.push((await healthCheck(client)).get('embedding_completeness')!.details);
+      return [recentOnly, allOld];
+    });
+    for (const details of recentOnly) {
+      expect(details).toMatch(/^about 5 of about 205 documents have no embedding .*the 5 documents of the last 01:00:00 counted, 0 of \d+ sampled older ones missing/);
+    }
+    expect(recentOnly.some((details) => /, 0 of [1-9]\d* sampled/.test(details)), recentOnly.join('\n')).toBe(true);
+    for (const details of allOld.filter((d) => !/, 0 of 0 sampled/.test(d))) {
+      const [, missing, sampled] = /the 0 documents of the last 01:00:00 counted, (\d+) of (\d+) sampled older ones missing/.exec(details)!;
+      expect(missing, details).toBe(sampled);
+      expect(details).toMatch(/^about 205 of about 205 documents have no embedding/);
+    }
+    expect(allOld.some((details) => !/, 0 of 0 sampled/.test(details)), allOld.join('\n')).toBe(true);
+  });
+
   it('reports invalid_indexes CRITICAL for the leftover of a failed CREATE UNIQUE INDEX CONCURRENTLY', async () => {
     // Every seeded document of one call shares its source_file, so a unique index on it fails,
     // and CONCURRENTLY leaves the half-built index behind, marked invalid.

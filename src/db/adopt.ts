@@ -37,7 +37,9 @@ export const ADOPT_THROUGH = '006';
 const ALREADY_IN_EFFECT: Record<string, string> = {
   '007': "SELECT coalesce((SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass('query_performance_log')), false) AS in_effect",
   '008': "SELECT coalesce((SELECT prosrc LIKE '%rag.health_exact_count_max_rows%' FROM pg_proc WHERE oid = to_regprocedure('system_health_check()')), false) AS in_effect",
-  '009': "SELECT coalesce((SELECT prosrc LIKE '%LIMIT 1) IS NULL)%' FROM pg_proc WHERE oid = to_regprocedure('system_health_check()')), false) AS in_effect",
+  // 010's body replaces 009's per-row probes of the sample: a function with it is past 009 too.
+  '009': "SELECT coalesce((SELECT prosrc LIKE '%LIMIT 1) IS NULL)%' OR prosrc LIKE '%random() * v_run < 1%' FROM pg_proc WHERE oid = to_regprocedure('system_health_check()')), false) AS in_effect",
+  '010': "SELECT coalesce((SELECT prosrc LIKE '%random() * v_run < 1%' FROM pg_proc WHERE oid = to_regprocedure('system_health_check()')), false) AS in_effect",
 };
 
 /**
