@@ -1,4 +1,6 @@
-import { EMBEDDINGS_SQL } from '../src/collectors/embeddings.js';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { EMBEDDINGS_SQL, EXACT_COUNT_SETTINGS } from '../src/collectors/embeddings.js';
 import { addMigratedDatabase, OUR_DEFAULTS_ROLE, type BenchDatabase } from './database.js';
 import { startOurExporter } from './exporters.js';
 import type { ExporterProcess } from './processes.js';
@@ -31,12 +33,14 @@ export interface CorpusDatabaseFigures {
   warmupMs: number;
   /** Database time per minute in the steady window. */
   perMinuteMs: number;
-  /** The hourly exact count of the embeddings collector (EMBEDDINGS_SQL), median of 3 runs. */
+  /** The hourly exact count of the embeddings collector (EMBEDDINGS_SQL with EXACT_COUNT_SETTINGS), median of 3 runs. */
   exactCountMs: number;
   /** perMinuteMs plus the exact count amortized over its hour. */
   perMinuteWithExactMs: number;
   /** One system_health_check() call as the exporter makes it (median of 3, warm session). */
   healthCallMs: number;
+  /** The same call of migration 009's version (the previous design: the sample probed row by row), side by side. */
+  healthPreviousCallMs: number;
   /** The same with rag.health_exact_count_max_rows above the table: 005's exact counts (the previous design). */
   healthExactCallMs: number;
   top: { query: string; calls: number; totalMs: number }[];
@@ -136,9 +140,33 @@ async function medianMs(db: BenchDatabase, sql: string, params: unknown[] = [], 
   }
 }
 
-/** The embeddings collector's exact count, as it runs once an hour. */
-const exactCountMs = (db: BenchDatabase) => medianMs(db, EMBEDDINGS_SQL, [1, ['text-embedding-3-large', 'text-embedding-3-small'], 1000]);
+/** The embeddings collector's exact count, as it runs once an hour (its settings for the session here, SET LOCAL there). */
+const exactCountMs = (db: BenchDatabase) =>
+  medianMs(
+    db,
+    EMBEDDINGS_SQL,
+    [1, ['text-embedding-3-large', 'text-embedding-3-small'], 1000],
+    `SELECT ${Object.entries(EXACT_COUNT_SETTINGS).map(([k, v]) => `set_config('${k}', '${v}', false)`).join(', ')}`,
+  );
 const HEALTH = 'SELECT component, status FROM system_health_check()';
+
+/**
+ * Migration 009's system_health_check() (the previous design) in a schema of its own, to time it beside
+ * the current one: created with that schema first in search_path, which 009 pins for the function.
+ */
+const PREVIOUS_HEALTH_SCHEMA = 'bench_health_009';
+const PREVIOUS_HEALTH = `SELECT component, status FROM ${PREVIOUS_HEALTH_SCHEMA}.system_health_check()`;
+async function installPreviousHealthCheck(db: BenchDatabase): Promise<void> {
+  const migrations = fileURLToPath(new URL(import.meta.url.includes('/dist-bench/') ? '../../sql/migrations/' : '../sql/migrations/', import.meta.url));
+  const sql = readFileSync(`${migrations}009_health_check_probes.sql`, 'utf8');
+  const client = await db.connect('bench-corpus-previous');
+  try {
+    await client.query(`CREATE SCHEMA ${PREVIOUS_HEALTH_SCHEMA}; GRANT USAGE ON SCHEMA ${PREVIOUS_HEALTH_SCHEMA} TO PUBLIC; SET search_path = ${PREVIOUS_HEALTH_SCHEMA}, public`);
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
 
 export async function corpusScenario(
   admin: BenchDatabase,
@@ -152,6 +180,7 @@ export async function corpusScenario(
   for (const size of ['small', 'large'] as const) {
     log(`corpus: loading ${sizes[size]} documents into ${names[size]}`);
     loads[size] = await loadCorpus(dbs[size], sizes[size]);
+    await installPreviousHealthCheck(dbs[size]);
     log(`corpus: ${names[size]} loaded in ${loads[size].seconds.toFixed(0)} s (${loads[size].embeddings} embeddings)`);
   }
   await admin.query('SELECT pg_stat_statements_reset()');
@@ -191,6 +220,7 @@ export async function corpusScenario(
         exactCountMs: exact,
         perMinuteWithExactMs: perMinuteMs + exact / 60,
         healthCallMs: await medianMs(dbs[size], HEALTH),
+        healthPreviousCallMs: await medianMs(dbs[size], PREVIOUS_HEALTH),
         healthExactCallMs: await medianMs(dbs[size], HEALTH, [], 'SET rag.health_exact_count_max_rows = 1000000000000'),
         top: steady[size].top,
         nestedTop: steady[size].nestedTop,
@@ -198,10 +228,14 @@ export async function corpusScenario(
     };
     const small = await figures('small');
     const large = await figures('large');
-    log(`corpus: health call ${small.healthCallMs.toFixed(1)} / ${large.healthCallMs.toFixed(1)} ms, exact (005) ${small.healthExactCallMs.toFixed(1)} / ${large.healthExactCallMs.toFixed(1)} ms`);
+    log(
+      `corpus: health call ${small.healthCallMs.toFixed(1)} / ${large.healthCallMs.toFixed(1)} ms, 009's ${small.healthPreviousCallMs.toFixed(1)} / ${large.healthPreviousCallMs.toFixed(1)} ms, ` +
+        `exact (005) ${small.healthExactCallMs.toFixed(1)} / ${large.healthExactCallMs.toFixed(1)} ms`,
+    );
     log(
       `corpus: ${sizes.small}: ${small.perMinuteMs.toFixed(1)} ms/min (+ exact count ${small.exactCountMs.toFixed(0)} ms/h); ` +
-        `${sizes.large}: ${large.perMinuteMs.toFixed(1)} ms/min (+ exact count ${large.exactCountMs.toFixed(0)} ms/h); ratio ${ratio(large.perMinuteMs, small.perMinuteMs).toFixed(2)}`,
+        `${sizes.large}: ${large.perMinuteMs.toFixed(1)} ms/min (+ exact count ${large.exactCountMs.toFixed(0)} ms/h); ratio ${ratio(large.perMinuteMs, small.perMinuteMs).toFixed(2)}, ` +
+        `with the exact count amortized ${ratio(large.perMinuteWithExactMs, small.perMinuteWithExactMs).toFixed(2)}`,
     );
     return {
       windowSeconds,
