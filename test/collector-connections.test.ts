@@ -3,12 +3,12 @@ import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   ACTIVITY_STATES,
-  SUMMARY_SQL,
+  CONNECTIONS_SQL,
   appPoolSamples,
   connectionsCollector,
   summarySamples,
   type ConnectionsOptions,
-  type SummaryRow,
+  type ConnectionsRow,
 } from '../src/collectors/connections.js';
 import { type TestDatabase } from './helpers/database.js';
 import { eventually } from './helpers/exporter.js';
@@ -77,7 +77,12 @@ describe('connections collector', () => {
     const pool = await open(10, app);
     await pool[0]!.query('BEGIN');
     await pool[0]!.query('SELECT 1');
-    const after = await connectionsCollector(options).collect(collectorContext(client));
+    const ctx = collectorContext(client);
+    const statements: string[] = [];
+    const after = await connectionsCollector(options).collect({ ...ctx, query: (sql, params) => (statements.push(sql), ctx.query(sql, params)) });
+    // Every figure from one read of pg_stat_activity.
+    expect(statements).toHaveLength(1);
+    expect(statements[0]!.match(/pg_stat_activity/g)).toHaveLength(1);
     expect(valueOf(after, 'rag_app_pool_connections', { state: 'idle' })).toBe(9);
     expect(valueOf(after, 'rag_app_pool_connections', { state: 'idle in transaction' })).toBe(1);
     expect(valueOf(after, 'rag_app_pool_utilization_ratio')).toBeCloseTo(10 / 50);
@@ -146,7 +151,8 @@ describe('connections collector', () => {
   });
 
   it('publishes 0, never Infinity or a missing series, for empty or degenerate inputs', async () => {
-    const [row] = (await client.query<SummaryRow>(SUMMARY_SQL, ['no-such-application'])).rows;
+    const [row] = (await client.query<ConnectionsRow>(CONNECTIONS_SQL, [ACTIVITY_STATES, 'no-such-application', 100])).rows;
+    expect(row!.app_pool).toEqual([]);
     const samples = summarySamples({ ...row!, max_connections: 3, superuser_reserved_connections: 3 }, 0);
     expect(valueOf(samples, 'pg_connections_utilization_ratio')).toBe(0);
     expect(valueOf(samples, 'rag_app_pool_utilization_ratio')).toBe(0);

@@ -23,7 +23,13 @@ describe('indexes collector', () => {
     tables: [...DEFAULT_MANAGED_TABLES, 'items'],
     expectedIndexes: ['idx_embeddings_vector', 'idx_documents_section'],
   };
-  const collect = async (c: pg.Client = client) => indexesCollector(options).collect(collectorContext(c));
+  /** The statements of the last collect(). */
+  let statements: string[] = [];
+  const collect = async (c: pg.Client = client) => {
+    const ctx = collectorContext(c);
+    statements = [];
+    return indexesCollector(options).collect({ ...ctx, query: (sql, params) => (statements.push(sql), ctx.query(sql, params)) });
+  };
   const idx = (indexrelname: string) => ({ indexrelname });
 
   /** n documents, each with one random 3072-dimension embedding. */
@@ -182,6 +188,8 @@ describe('indexes collector', () => {
         { timeout: 30_000, interval: 100 },
       );
       expect('value' in building && building.value).toBe(1);
+      // The vector indexes' own build progress and the builds per table: one read of the view per poll.
+      expect(statements.filter((sql) => sql.includes('pg_stat_progress_create_index'))).toHaveLength(1);
       await writer.query('COMMIT');
       await build;
     } finally {
@@ -191,6 +199,35 @@ describe('indexes collector', () => {
     const done = await collect();
     expect(samplesOf(done, 'pg_index_build_in_progress')).toHaveLength(0);
     expect(valueOf(done, 'pg_index_valid', idx('idx_concepts_building'))).toBe(1);
+  });
+
+  it('reports a build in a database without any pgvector index', async () => {
+    const plain = await createTestDatabase();
+    const writer = await connect(plain.url, 'writer');
+    const builder = await connect(plain.url, 'builder');
+    try {
+      await writer.query('DROP INDEX idx_embeddings_vector');
+      expect((await writer.query("SELECT 1 FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_am am ON am.oid = i.relam WHERE am.amname IN ('hnsw', 'ivfflat')")).rowCount).toBe(0);
+      await writer.query('BEGIN');
+      await writer.query("INSERT INTO key_concepts (concept_name) VALUES ('delta')");
+      const build = builder.query('CREATE INDEX CONCURRENTLY idx_concepts_building ON key_concepts (concept_name)');
+      const samples = await vi.waitFor(
+        async () => {
+          const polled = await collect(writer);
+          expect(samplesOf(polled, 'pg_index_build_in_progress', { relname: 'key_concepts' })[0]?.labels?.phase).toMatch(/^waiting for writers before build/);
+          return polled;
+        },
+        { timeout: 30_000, interval: 100 },
+      );
+      expect(samplesOf(samples, 'pgvector_index_info')).toEqual([]);
+      expect(samplesOf(samples, 'pgvector_index_build_progress_ratio')).toEqual([]);
+      await writer.query('COMMIT');
+      await build;
+    } finally {
+      await writer.end();
+      await builder.end();
+      await plain.drop();
+    }
   });
 
   it('keeps pg_index_expected_present at 0 when the expected index is dropped, while its other series vanish', async () => {

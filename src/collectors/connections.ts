@@ -78,36 +78,64 @@ const FAMILIES = {
 export const ACTIVITY_STATES = ['active', 'idle', 'idle in transaction', 'idle in transaction (aborted)', 'fastpath function call', 'disabled'];
 
 /**
- * postgres_exporter's current pg_stat_activity query (its own session left out), restricted to
- * non-template databases (templates only ever show a CREATE DATABASE in passing). A state without sessions
- * is one row with empty usename/application_name/backend_type/wait_event labels and 0.
+ * Every figure of the collector in one statement, so pg_stat_activity is read once per poll (one
+ * consistent picture, one statement): $1 ACTIVITY_STATES, $2 the search service's application_name,
+ * $3 how many application names are kept.
+ *
+ * - `activity`: postgres_exporter's current pg_stat_activity query (its own session left out), restricted
+ *   to non-template databases (templates only ever show a CREATE DATABASE in passing). A state without
+ *   sessions is one row with empty usename/application_name/backend_type/wait_event labels and 0.
+ * - server-wide figures (the other columns). Lock waiters come from pg_stat_activity.wait_event_type, not
+ *   pg_locks: reading pg_locks takes every lock-manager partition lock, which a 15-second poll should not
+ *   do to a busy server. reserved_connections exists from PostgreSQL 16 (missing_ok keeps this working on 15).
+ * - `applications`: client backends per application_name, the top $3 by count (ties by name) kept, the
+ *   rest folded into 'other'.
+ * - `app_pool`: the search service's connections by state (client backends with its application_name).
  */
-export const ACTIVITY_SQL = `
-SELECT d.datname,
-       s.state,
-       COALESCE(a.usename::text, '') AS usename,
-       COALESCE(a.application_name, '') AS application_name,
-       COALESCE(a.backend_type, '') AS backend_type,
-       COALESCE(a.wait_event_type, '') AS wait_event_type,
-       COALESCE(a.wait_event, '') AS wait_event,
-       COALESCE(a.count, 0)::float8 AS count,
-       COALESCE(a.max_tx_duration, 0)::float8 AS max_tx_duration
-  FROM unnest($1::text[]) AS s(state)
- CROSS JOIN pg_database d
-  LEFT JOIN (SELECT datname, state, usename, application_name, backend_type, wait_event_type, wait_event, count(*) AS count,
-                    max(extract(epoch FROM now() - xact_start)) AS max_tx_duration
-               FROM pg_stat_activity
-              WHERE pid <> pg_backend_pid()
-              GROUP BY datname, state, usename, application_name, backend_type, wait_event_type, wait_event) a
-    ON a.datname = d.datname AND a.state = s.state
- WHERE NOT d.datistemplate`;
-
-/**
- * One row of server-wide figures. Lock waiters come from pg_stat_activity.wait_event_type, not pg_locks:
- * reading pg_locks takes every lock-manager partition lock, which a 15-second poll should not do to a busy server.
- * reserved_connections exists from PostgreSQL 16 (missing_ok keeps this working on 15).
- */
-export const SUMMARY_SQL = `
+export const CONNECTIONS_SQL = `
+WITH activity AS MATERIALIZED (
+  SELECT pid = pg_backend_pid() AS own, datname, state, usename, application_name, backend_type,
+         wait_event_type, wait_event, xact_start, state_change
+    FROM pg_stat_activity
+),
+per_state AS (
+  SELECT d.datname,
+         s.state,
+         COALESCE(a.usename::text, '') AS usename,
+         COALESCE(a.application_name, '') AS application_name,
+         COALESCE(a.backend_type, '') AS backend_type,
+         COALESCE(a.wait_event_type, '') AS wait_event_type,
+         COALESCE(a.wait_event, '') AS wait_event,
+         COALESCE(a.count, 0)::float8 AS count,
+         COALESCE(a.max_tx_duration, 0)::float8 AS max_tx_duration
+    FROM unnest($1::text[]) AS s(state)
+   CROSS JOIN pg_database d
+    LEFT JOIN (SELECT datname, state, usename, application_name, backend_type, wait_event_type, wait_event, count(*) AS count,
+                      max(extract(epoch FROM now() - xact_start)) AS max_tx_duration
+                 FROM activity
+                WHERE NOT own
+                GROUP BY datname, state, usename, application_name, backend_type, wait_event_type, wait_event) a
+      ON a.datname = d.datname AND a.state = s.state
+   WHERE NOT d.datistemplate
+),
+apps AS (
+  SELECT application_name, count(*) AS n,
+         row_number() OVER (ORDER BY count(*) DESC, application_name) AS rank
+    FROM activity
+   WHERE backend_type = 'client backend'
+   GROUP BY application_name
+),
+applications AS (
+  SELECT CASE WHEN rank <= $3 THEN application_name ELSE 'other' END AS application_name, sum(n)::float8 AS count
+    FROM apps
+   GROUP BY 1
+),
+app_pool AS (
+  SELECT state, count(*)::float8 AS count
+    FROM activity
+   WHERE backend_type = 'client backend' AND application_name = $2 AND state IS NOT NULL
+   GROUP BY state
+)
 SELECT current_setting('max_connections')::float8 AS max_connections,
        current_setting('superuser_reserved_connections')::float8 AS superuser_reserved_connections,
        COALESCE(current_setting('reserved_connections', true), '0')::float8 AS reserved_connections,
@@ -115,27 +143,11 @@ SELECT current_setting('max_connections')::float8 AS max_connections,
        COALESCE(max(extract(epoch FROM now() - state_change))
                   FILTER (WHERE state IN ('idle in transaction', 'idle in transaction (aborted)')), 0)::float8 AS max_idle_in_transaction,
        count(*) FILTER (WHERE wait_event_type = 'Lock')::float8 AS lock_waiters,
-       count(*) FILTER (WHERE backend_type = 'client backend' AND application_name = $1)::float8 AS app_connections
-  FROM pg_stat_activity`;
-
-/** Client backends per application_name, the top $1 by count (ties by name) kept, the rest folded into 'other'. */
-export const APPLICATIONS_SQL = `
-WITH apps AS (
-  SELECT application_name, count(*) AS n,
-         row_number() OVER (ORDER BY count(*) DESC, application_name) AS rank
-    FROM pg_stat_activity
-   WHERE backend_type = 'client backend'
-   GROUP BY application_name)
-SELECT CASE WHEN rank <= $1 THEN application_name ELSE 'other' END AS application_name, sum(n)::float8 AS count
-  FROM apps
- GROUP BY 1`;
-
-/** The search service's connections by state (client backends with its application_name). */
-export const APP_POOL_SQL = `
-SELECT state, count(*)::float8 AS count
-  FROM pg_stat_activity
- WHERE backend_type = 'client backend' AND application_name = $1 AND state IS NOT NULL
- GROUP BY state`;
+       count(*) FILTER (WHERE backend_type = 'client backend' AND application_name = $2)::float8 AS app_connections,
+       (SELECT COALESCE(json_agg(p), '[]') FROM per_state p) AS activity,
+       (SELECT COALESCE(json_agg(a), '[]') FROM applications a) AS applications,
+       (SELECT COALESCE(json_agg(p), '[]') FROM app_pool p) AS app_pool
+  FROM activity`;
 
 interface ActivityRow extends Record<string, unknown> {
   datname: string;
@@ -161,6 +173,13 @@ export interface SummaryRow extends Record<string, unknown> {
 
 interface CountRow extends Record<string, unknown> {
   count: number;
+}
+
+/** The one row of CONNECTIONS_SQL (the arrays arrive as JSON: numbers as float8 writes them, exactly). */
+export interface ConnectionsRow extends SummaryRow {
+  activity: ActivityRow[];
+  applications: (CountRow & { application_name: string })[];
+  app_pool: (CountRow & { state: string })[];
 }
 
 export interface ConnectionsOptions {
@@ -217,16 +236,9 @@ export function connectionsCollector(options: ConnectionsOptions): Collector {
     name: 'connections',
     families: Object.values(FAMILIES),
     async collect({ query }) {
-      const activity = await query<ActivityRow>(ACTIVITY_SQL, [ACTIVITY_STATES]);
-      const [summary] = await query<SummaryRow>(SUMMARY_SQL, [options.appApplicationName]);
-      const applications = await query<CountRow & { application_name: string }>(APPLICATIONS_SQL, [options.topApplications]);
-      const appPool = await query<CountRow & { state: string }>(APP_POOL_SQL, [options.appApplicationName]);
-      return [
-        ...activitySamples(activity),
-        ...(summary ? summarySamples(summary, options.appPoolMax) : []),
-        ...applicationSamples(applications),
-        ...appPoolSamples(appPool),
-      ];
+      const [row] = await query<ConnectionsRow>(CONNECTIONS_SQL, [ACTIVITY_STATES, options.appApplicationName, options.topApplications]);
+      if (!row) return [];
+      return [...activitySamples(row.activity), ...summarySamples(row, options.appPoolMax), ...applicationSamples(row.applications), ...appPoolSamples(row.app_pool)];
     },
   };
 }

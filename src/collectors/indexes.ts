@@ -143,17 +143,37 @@ SELECT ${INDEX_CATALOG_COLUMNS},
 /**
  * The pgvector indexes (pgvector/vector-index.ts) with their sizes, their tables' tuples and the
  * progress of a concurrent build of the index itself (a plain CREATE INDEX has no index to name yet:
- * pg_index_build_* covers it per table).
+ * pg_index_build_* covers it per table), and on every row the builds of this database summed per table
+ * and phase (`builds`, JSON: two builds never make duplicate series). pg_stat_progress_create_index is
+ * read once for both. Always one row at least: without a pgvector index, one whose index columns are NULL.
  */
 export const VECTOR_INDEX_STATS_SQL = `
-SELECT v.*,
-       pg_relation_size(v.index_oid::oid)::float8 AS size_bytes,
-       pg_stat_get_live_tuples(v.table_oid::oid)::float8 AS table_live_tuples,
-       pg_stat_get_dead_tuples(v.table_oid::oid)::float8 AS table_dead_tuples,
-       pg_size_bytes(current_setting('shared_buffers'))::float8 AS shared_buffers_bytes,
-       p.phase, p.blocks_done::float8, p.blocks_total::float8, p.tuples_done::float8, p.tuples_total::float8
-  FROM (${VECTOR_INDEXES_SQL}) v
-  LEFT JOIN pg_stat_progress_create_index p ON p.index_relid = v.index_oid::oid AND p.datname = current_database()`;
+WITH progress AS MATERIALIZED (
+  SELECT relid, index_relid, phase, blocks_done, blocks_total, tuples_done, tuples_total
+    FROM pg_stat_progress_create_index
+   WHERE datname = current_database()
+),
+builds AS (
+  SELECT coalesce(json_agg(b), '[]') AS builds
+    FROM (SELECT c.relname, p.phase, count(*)::float8 AS builds,
+                 sum(p.blocks_done)::float8 AS blocks_done, sum(p.blocks_total)::float8 AS blocks_total,
+                 sum(p.tuples_done)::float8 AS tuples_done, sum(p.tuples_total)::float8 AS tuples_total
+            FROM progress p
+            JOIN pg_class c ON c.oid = p.relid
+           GROUP BY c.relname, p.phase) b
+)
+SELECT v.*, b.builds
+  FROM builds b
+  LEFT JOIN (
+    SELECT v.*,
+           pg_relation_size(v.index_oid::oid)::float8 AS size_bytes,
+           pg_stat_get_live_tuples(v.table_oid::oid)::float8 AS table_live_tuples,
+           pg_stat_get_dead_tuples(v.table_oid::oid)::float8 AS table_dead_tuples,
+           pg_size_bytes(current_setting('shared_buffers'))::float8 AS shared_buffers_bytes,
+           p.phase, p.blocks_done::float8, p.blocks_total::float8, p.tuples_done::float8, p.tuples_total::float8
+      FROM (${VECTOR_INDEXES_SQL}) v
+      LEFT JOIN progress p ON p.index_relid = v.index_oid::oid
+  ) v ON true`;
 
 export interface VectorIndexStatsRow extends VectorIndexRow {
   size_bytes: number | null;
@@ -165,6 +185,8 @@ export interface VectorIndexStatsRow extends VectorIndexRow {
   blocks_total: number | null;
   tuples_done: number | null;
   tuples_total: number | null;
+  /** The builds of this database, per table and phase (the same on every row). */
+  builds: BuildRow[];
 }
 
 /** Whether each expected index name exists in the schema, as an index or a partitioned index. */
@@ -173,16 +195,6 @@ SELECT e.name AS indexrelname,
        EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE c.relname = e.name AND n.nspname = $1 AND c.relkind IN ('i', 'I')) AS present
   FROM unnest($2::text[]) AS e(name)`;
-
-/** Builds in this database, summed per table and phase so two builds never make duplicate series. */
-export const BUILDS_SQL = `
-SELECT c.relname, p.phase, count(*)::float8 AS builds,
-       sum(p.blocks_done)::float8 AS blocks_done, sum(p.blocks_total)::float8 AS blocks_total,
-       sum(p.tuples_done)::float8 AS tuples_done, sum(p.tuples_total)::float8 AS tuples_total
-  FROM pg_stat_progress_create_index p
-  JOIN pg_class c ON c.oid = p.relid
- WHERE p.datname = current_database()
- GROUP BY c.relname, p.phase`;
 
 export interface IndexRow extends IndexCatalogRow {
   size_bytes: number | null;
@@ -198,6 +210,7 @@ interface ExpectedRow extends Record<string, unknown> {
   present: boolean;
 }
 
+/** One table's builds in one phase. */
 export interface BuildRow extends Record<string, unknown> {
   relname: string;
   phase: string;
@@ -221,7 +234,8 @@ export function indexSamples(row: IndexRow): Sample[] {
 }
 
 export function vectorIndexSamples(row: VectorIndexStatsRow): Sample[] {
-  if (!VECTOR_METHODS.has(row.method)) return [];
+  // The one row of a database without a pgvector index names none.
+  if (row.index_oid === null || !VECTOR_METHODS.has(row.method)) return [];
   const labels = { schemaname: row.schemaname, relname: row.relname, indexrelname: row.indexrelname };
   const hnsw = row.method === 'hnsw';
   const lists = hnsw ? undefined : ivfflatLists(row.lists);
@@ -306,12 +320,11 @@ export function indexesCollector(options: IndexesOptions): Collector {
         if (rag!.present) expected = await query<ExpectedRow>(EXPECTED_SQL, [options.schema, options.expectedIndexes]);
       }
       const vectorIndexes = await query<VectorIndexStatsRow>(VECTOR_INDEX_STATS_SQL);
-      const builds = await query<BuildRow>(BUILDS_SQL);
       return [
         ...indexes.flatMap(indexSamples),
         ...vectorIndexes.flatMap(vectorIndexSamples),
         ...expectedSamples(expected),
-        ...builds.flatMap(buildSamples),
+        ...(vectorIndexes[0]?.builds ?? []).flatMap(buildSamples),
       ];
     },
   };
