@@ -12,7 +12,7 @@ import {
 } from '../src/collectors/connections.js';
 import { type TestDatabase } from './helpers/database.js';
 import { eventually } from './helpers/exporter.js';
-import { collectorContext, connect, exporterLogin, samplesOf, valueOf, useDatabaseClient } from './helpers/collector-context.js';
+import { collectorContext, connect, exporterLogin, recordingContext, samplesOf, valueOf, useDatabaseClient } from './helpers/collector-context.js';
 
 // Other test files share the server, so assertions are about this file's own connections (unique
 // application names) or relations that hold whatever else is connected.
@@ -77,9 +77,8 @@ describe('connections collector', () => {
     const pool = await open(10, app);
     await pool[0]!.query('BEGIN');
     await pool[0]!.query('SELECT 1');
-    const ctx = collectorContext(client);
     const statements: string[] = [];
-    const after = await connectionsCollector(options).collect({ ...ctx, query: (sql, params) => (statements.push(sql), ctx.query(sql, params)) });
+    const after = await connectionsCollector(options).collect(recordingContext(client, statements));
     // Every figure from one read of pg_stat_activity.
     expect(statements).toHaveLength(1);
     expect(statements[0]!.match(/pg_stat_activity/g)).toHaveLength(1);

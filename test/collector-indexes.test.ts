@@ -13,7 +13,7 @@ import {
 import { recommendedLists } from '../src/pgvector/vector-index.js';
 import { DEFAULT_MANAGED_TABLES } from '../src/config/schema.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
-import { collectorContext, connect, exporterLogin, flushStats, samplesOf, valueOf } from './helpers/collector-context.js';
+import { connect, exporterLogin, flushStats, recordingContext, samplesOf, valueOf } from './helpers/collector-context.js';
 
 describe('indexes collector', () => {
   let db: TestDatabase;
@@ -26,9 +26,8 @@ describe('indexes collector', () => {
   /** The statements of the last collect(). */
   let statements: string[] = [];
   const collect = async (c: pg.Client = client) => {
-    const ctx = collectorContext(c);
     statements = [];
-    return indexesCollector(options).collect({ ...ctx, query: (sql, params) => (statements.push(sql), ctx.query(sql, params)) });
+    return indexesCollector(options).collect(recordingContext(c, statements));
   };
   const idx = (indexrelname: string) => ({ indexrelname });
 

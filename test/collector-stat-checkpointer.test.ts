@@ -1,15 +1,9 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { NoDataError, type CollectContext } from '../src/collectors/collector.js';
+import { NoDataError } from '../src/collectors/collector.js';
 import { HAS_CHECKPOINTER_SQL, STAT_CHECKPOINTER_SQL, statCheckpointerCollector } from '../src/collectors/stat-checkpointer.js';
-import { collectorContext, connect, useDatabaseClient } from './helpers/collector-context.js';
+import { collectorContext, connect, recordingContext, useDatabaseClient } from './helpers/collector-context.js';
 import type { TestDatabase } from './helpers/database.js';
-
-/** A context on `client` that also records every statement the collector runs. */
-function recording(client: pg.Client, statements: string[]): CollectContext {
-  const ctx = collectorContext(client);
-  return { ...ctx, query: (sql, params) => (statements.push(sql), ctx.query(sql, params)) };
-}
 
 describe('stat_checkpointer collector', () => {
   let client: pg.Client;
@@ -20,7 +14,7 @@ describe('stat_checkpointer collector', () => {
     const version = Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);
     const collector = statCheckpointerCollector();
     const statements: string[] = [];
-    const poll = () => collector.collect(recording(client, statements)).then((samples) => samples.length, (err: unknown) => err);
+    const poll = () => collector.collect(recordingContext(client, statements)).then((samples) => samples.length, (err: unknown) => err);
     for (let i = 0; i < 3; i++) {
       const result = await poll();
       // Before PostgreSQL 17 "no data" (not a failure), as postgres_exporter; from 17 on its nine counters.
@@ -34,13 +28,12 @@ describe('stat_checkpointer collector', () => {
     const gone = await connect(db.url);
     await gone.end();
     const failed: string[] = [];
-    const broken = collectorContext(gone);
     if (version < 170000) {
       // Nothing to run while the answer is cached: the connection is not even used.
-      await expect(collector.collect({ ...broken, query: (sql, params) => (failed.push(sql), broken.query(sql, params)) })).rejects.toBeInstanceOf(NoDataError);
+      await expect(collector.collect(recordingContext(gone, failed))).rejects.toBeInstanceOf(NoDataError);
       expect(failed).toEqual([]);
     } else {
-      await expect(collector.collect(broken)).rejects.not.toBeInstanceOf(NoDataError);
+      await expect(collector.collect(collectorContext(gone))).rejects.not.toBeInstanceOf(NoDataError);
       statements.length = 0;
       await poll();
       expect(statements.filter((sql) => sql === HAS_CHECKPOINTER_SQL)).toHaveLength(1);

@@ -20,6 +20,12 @@ export function collectorContext(client: pg.Client | pg.Pool, timeoutMs = 60_000
   };
 }
 
+/** collectorContext() that also appends every statement the collector runs to `statements`. */
+export function recordingContext(client: pg.Client | pg.Pool, statements: string[], timeoutMs?: number): CollectContext {
+  const ctx = collectorContext(client, timeoutMs);
+  return { ...ctx, query: (sql, params) => (statements.push(sql), ctx.query(sql, params)) };
+}
+
 /** Connects a client to a URL; closes nothing (the caller ends it). */
 export async function connect(url: string, applicationName = 'pgvector-exporter'): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: url, application_name: applicationName });
