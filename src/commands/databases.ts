@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Config } from '../config/schema.js';
-import { ConnectionBudget, limitPool } from '../db/connection-budget.js';
+import { ConnectionBudget, limitPool, sessionTerminator } from '../db/connection-budget.js';
 import { onDatabase, type ConnectionSettings } from '../db/connection.js';
 import { createPool } from '../db/pool.js';
 import type { Logger } from '../log.js';
@@ -29,12 +29,14 @@ export function watchedDatabases(options: {
   const budget = new ConnectionBudget(discovery.maxConnections);
   // Under the cap a poll waits for a share as long as the longest poll may last, not just a connect timeout.
   const waitMs = Math.max(discovery.pool.connectTimeoutMs, ...Object.values(collectorSchedules(config)).map((s) => s.timeoutMs));
+  // A destroyed connection's backend is ended through the primary pool (outside the cap) before its share goes on.
+  const endSession = sessionTerminator(options.primary, discovery.pool.applicationName, discovery.pool.connectTimeoutMs);
   return new WatchedDatabases({
     primary: options.primary,
     include: discovery.include,
     exclude: discovery.exclude,
     intervalMs: discovery.intervalMs,
-    openPool: (datname) => limitPool(createPool(onDatabase(connection, datname), discovery.pool, log), budget, waitMs),
+    openPool: (datname) => limitPool(createPool(onDatabase(connection, datname), discovery.pool, log), budget, waitMs, endSession),
     collectors: options.collectors,
     observer: (datname) => options.selfMetrics.forDatabase(datname),
     log,

@@ -79,10 +79,33 @@ export class ConnectionBudgetError extends Error {
 }
 
 /**
- * Makes a pool (max 1) take a share of the budget before it opens a connection, and give it back when
- * its last connection is closed. Checking out the pool's open connection needs no new share.
+ * Ends a session of `applicationName` by its pid through another pool (not under the budget) and
+ * resolves once the server says it has ended (pg_terminate_backend's wait, PostgreSQL 14+) or after
+ * `timeoutMs`. The application_name and user must still match, so a pid reused by another program's
+ * session is left alone.
  */
-export function limitPool(pool: pg.Pool, budget: ConnectionBudget, waitMs: number): pg.Pool {
+export function sessionTerminator(pool: pg.Pool, applicationName: string, timeoutMs: number): (pid: number) => Promise<void> {
+  return async (pid) => {
+    await pool.query(
+      `SELECT pg_terminate_backend(pid, $3)
+         FROM pg_stat_activity
+        WHERE pid = $1 AND application_name = $2 AND usename = current_user`,
+      [pid, applicationName, timeoutMs],
+    );
+  };
+}
+
+/**
+ * Makes a pool (max 1) take a share of the budget before it opens a connection, and give it back when
+ * its last session has ended. Checking out the pool's open connection needs no new share.
+ *
+ * A session ends on the server, not when its socket closes. A connection closed gracefully (Terminate)
+ * sees its socket close only after its backend has left pg_stat_activity. A connection its user destroys
+ * (release(true): a poll abandoned mid-statement, a broken connection) has its socket torn down at once,
+ * and its backend runs on until it next writes to the client (pg_sleep never does): `endSession` ends it
+ * and waits, and until then its share stays taken and the pool opens no other connection.
+ */
+export function limitPool(pool: pg.Pool, budget: ConnectionBudget, waitMs: number, endSession: (pid: number) => Promise<void>): pg.Pool {
   let holding: Promise<void> | undefined;
   // Sessions open on the server: a closing client leaves pg-pool's count before its session ends, and a
   // new one opened meanwhile would be a second session under one share.
@@ -115,13 +138,23 @@ export function limitPool(pool: pg.Pool, budget: ConnectionBudget, waitMs: numbe
   pool.on('connect', () => {
     live += 1;
   });
-  pool.on('remove', () => {
+  /** Connections destroyed by their user: their backend may outlive the socket. */
+  const destroyed = new WeakSet<pg.PoolClient>();
+  const ended = () => {
     live = Math.max(0, live - 1);
     if (live === 0) {
       for (const resolve of closing) resolve();
       closing = [];
     }
     dropIfUnused();
+  };
+  pool.on('remove', (client) => {
+    const pid = (client as unknown as { processID?: number }).processID;
+    if (!destroyed.has(client) || !pid) return ended();
+    // Counted live until the server has ended it (or could not be asked: then nothing more can be known).
+    void endSession(pid)
+      .catch(() => undefined)
+      .finally(ended);
   });
   const limited = async (): Promise<pg.PoolClient> => {
     pending += 1;
@@ -146,7 +179,10 @@ export function limitPool(pool: pg.Pool, budget: ConnectionBudget, waitMs: numbe
       const client = await connect();
       const release = client.release.bind(client);
       // Kept for this pool's next poll if one waits; closed if another pool waits for a share.
-      client.release = (destroy?: boolean | Error) => release(destroy ?? (budget.contended && pool.waitingCount === 0 ? true : undefined));
+      client.release = (destroy?: boolean | Error) => {
+        if (destroy) destroyed.add(client);
+        release(destroy ?? (budget.contended && pool.waitingCount === 0 ? true : undefined));
+      };
       return client;
     } finally {
       pending -= 1;
