@@ -28,6 +28,11 @@ const FAMILIES = {
   },
 } satisfies Record<string, MetricFamily>;
 
+/** Whether a connectivity poll's samples say the server did not answer (pg_up 0). */
+export function reportsDown(samples: readonly Sample[]): boolean {
+  return samples.some((sample) => sample.family === FAMILIES.up.name && 'value' in sample && sample.value === 0);
+}
+
 export const CONNECTIVITY_SQL = `
 SELECT current_setting('server_version') AS server_version,
        current_setting('server_version_num') AS server_version_num,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { Registry } from 'prom-client';
+import { reportsDown } from '../collectors/connectivity.js';
 import { ConfigError } from '../errors.js';
 import type { ConnectionSettings } from '../db/connection.js';
 import { createPool, type PoolOptions } from '../db/pool.js';
@@ -9,6 +10,7 @@ import { ProbeRefusal, type ProbeHandler, type ProbeRequest } from '../http/prob
 import type { Logger } from '../log.js';
 import type { ProbeObserver } from '../metrics/probe-metrics.js';
 import { exposition } from '../metrics/registry.js';
+import { ScrapeCache, type ScrapeBody } from '../metrics/scrape-cache.js';
 import { registerSelfMetrics } from '../metrics/self-metrics.js';
 import { Poller } from '../poller/poller.js';
 import type { CollectorSet } from './collector-set.js';
@@ -45,6 +47,8 @@ interface LiveTarget {
   poller: Poller;
   /** The target's own self-metrics (collector durations, successes, features): part of its probe answer. */
   registry: Registry;
+  /** The answer, as /metrics's: rendered (pollers' cache and self-metrics) and gzipped at most once a second. */
+  scrapes: ScrapeCache;
   /** The first poll of every collector, or sooner the first poll of connectivity when it finds the server down. */
   firstPoll: Promise<void>;
   lastProbedAt: number;
@@ -57,7 +61,7 @@ interface LiveTarget {
  * server down (pg_up 0): the other collectors can only fail too, and a dead target must answer fast.
  */
 function firstAnswer(poller: Poller): Promise<void> {
-  const down = poller.whenPolled('connectivity').then(() => (/^pg_up 0$/m.test(poller.textOf('connectivity')) ? undefined : new Promise<void>(() => undefined)));
+  const down = poller.nextPoll('connectivity').then((samples) => (reportsDown(samples) ? undefined : new Promise<void>(() => undefined)));
   return Promise.race([poller.whenReady(), down]);
 }
 
@@ -81,7 +85,7 @@ export class ProbeTargets implements ProbeHandler {
     return this.targets.size;
   }
 
-  async probe(request: ProbeRequest): Promise<string> {
+  async probe(request: ProbeRequest): Promise<ScrapeBody> {
     if (this.stopped) throw new ProbeRefusal(503, 'the exporter is stopping');
     const { key, settings } = this.resolve(request);
     let target = this.targets.get(key);
@@ -93,7 +97,7 @@ export class ProbeTargets implements ProbeHandler {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([live.firstPoll, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))]);
       clearTimeout(timer);
-      return await exposition(live.registry, () => live.poller.render());
+      return await live.scrapes.body();
     } finally {
       live.inFlight -= 1;
       live.lastProbedAt = Date.now();
@@ -150,8 +154,20 @@ export class ProbeTargets implements ProbeHandler {
       observer: registerSelfMetrics(registry),
       maxBackoffMs: this.options.maxBackoffMs,
     });
+    // Asked before start(): the first poll's outcome.
+    const firstPoll = firstAnswer(poller);
     poller.start();
-    const target: LiveTarget = { description: settings.description, pool, ownPool, poller, registry, firstPoll: firstAnswer(poller), lastProbedAt: Date.now(), inFlight: 0 };
+    const target: LiveTarget = {
+      description: settings.description,
+      pool,
+      ownPool,
+      poller,
+      registry,
+      scrapes: new ScrapeCache(() => exposition(registry, () => poller.render())),
+      firstPoll,
+      lastProbedAt: Date.now(),
+      inFlight: 0,
+    };
     this.targets.set(key, target);
     this.options.observer.opened();
     this.options.observer.live(this.targets.size);

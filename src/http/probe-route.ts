@@ -1,7 +1,7 @@
 import type { Express, Request } from 'express';
 import type { Logger } from '../log.js';
-import { acceptsGzip } from './accept-encoding.js';
-import { gzipSync } from 'node:zlib';
+import type { ScrapeBody } from '../metrics/scrape-cache.js';
+import { sendScrapeBody } from './scrape-response.js';
 
 /**
  * GET /probe?target=...[&auth_module=NAME]: postgres_exporter's multi-target endpoint
@@ -21,7 +21,8 @@ export interface ProbeRequest {
 }
 
 export interface ProbeHandler {
-  probe(request: ProbeRequest): Promise<string>;
+  /** The target's answer, rendered and gzipped at most once per ScrapeCache window however many scrapers ask. */
+  probe(request: ProbeRequest): Promise<ScrapeBody>;
 }
 
 /** A probe turned away before any database was asked: the status and the one line the scraper sees. */
@@ -41,14 +42,7 @@ export function mountProbeRoute(app: Express, handler: ProbeHandler, contentType
       const target = single(req, 'target');
       if (!target) throw new ProbeRefusal(400, 'the target parameter is missing (GET /probe?target=host:port/dbname[&auth_module=NAME])');
       const authModule = single(req, 'auth_module') || undefined;
-      const body = Buffer.from(await handler.probe({ target, authModule, scrapeTimeoutMs: scrapeTimeout(req) }), 'utf8');
-      res.setHeader('Content-Type', contentType);
-      res.setHeader('Vary', 'Accept-Encoding');
-      const gzip = acceptsGzip(req.headers['accept-encoding']);
-      const payload = gzip ? gzipSync(body, { level: 1 }) : body;
-      if (gzip) res.setHeader('Content-Encoding', 'gzip');
-      res.setHeader('Content-Length', payload.length);
-      res.end(payload);
+      sendScrapeBody(req, res, await handler.probe({ target, authModule, scrapeTimeoutMs: scrapeTimeout(req) }), contentType);
     } catch (err) {
       if (err instanceof ProbeRefusal) {
         res.status(err.status).type('text/plain').send(`${err.message}\n`);

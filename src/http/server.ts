@@ -6,7 +6,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Logger } from '../log.js';
 import { basicAuth } from './basic-auth.js';
 import type { ScrapeBody } from '../metrics/scrape-cache.js';
-import { acceptsGzip } from './accept-encoding.js';
+import { sendScrapeBody } from './scrape-response.js';
 import { secureContextOptions, type WebConfig, type WebTlsConfig } from './web-config.js';
 import { ConfigError } from '../errors.js';
 
@@ -62,14 +62,7 @@ export function createApp(options: HttpOptions): Express {
       // Always the text format 0.0.4, also when the scraper asks for OpenMetrics first (Prometheus does, and
       // falls back on the Content-Type): OpenMetrics requires _total on counters, and postgres_exporter's
       // counter names that its mixin uses (pg_stat_database_xact_commit, ...) have none (docs/operations.md).
-      res.setHeader('Content-Type', options.contentType);
-      res.setHeader('Vary', 'Accept-Encoding');
-      const gzip = acceptsGzip(req.headers['accept-encoding']);
-      const payload = gzip ? body.gzip() : body.plain;
-      if (gzip) res.setHeader('Content-Encoding', 'gzip');
-      // Set explicitly so that HEAD answers the length a GET would send (Node sends no body for HEAD).
-      res.setHeader('Content-Length', payload.length);
-      res.end(req.method === 'HEAD' ? undefined : payload);
+      sendScrapeBody(req, res, body, options.contentType);
     } catch (err) {
       options.log.error({ error: (err as Error).message }, 'rendering metrics failed');
       res.status(500).type('text/plain').send('rendering metrics failed\n');

@@ -142,7 +142,7 @@ export class Poller {
   /** whenReady() callers waiting for the first poll of every collector. */
   private readyWaiters: (() => void)[] = [];
   /** whenPolled() callers waiting for the first poll of one collector. */
-  private readonly polledWaiters = new Map<string, (() => void)[]>();
+  private readonly polledWaiters = new Map<string, ((published: readonly Sample[]) => void)[]>();
   /**
    * The statement_timeout/lock_timeout a pooled connection was last given (session settings, kept by
    * the connection): a poll sets them only when its collector's differ, not in a round trip per poll.
@@ -240,17 +240,14 @@ export class Poller {
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
-  /** Resolves once the named collector has finished its first poll (never, for a name the poller does not run). */
-  whenPolled(name: string): Promise<void> {
-    if (this.states.some((s) => s.collector.name === name && s.polled)) return Promise.resolve();
+  /**
+   * The samples the named collector's next poll publishes, once it has finished (its failure samples, or
+   * none, when it fails; never, for a name the poller does not run). Asked before start(): the first poll.
+   */
+  nextPoll(name: string): Promise<readonly Sample[]> {
     return new Promise((resolve) => this.polledWaiters.set(name, [...(this.polledWaiters.get(name) ?? []), resolve]));
   }
 
-  /** The cached exposition text of one collector ('' before its first poll). */
-  textOf(name: string): string {
-    const state = this.states.find((s) => s.collector.name === name);
-    return state ? renderFamilies(state.families, state.bodies) : '';
-  }
 
   /** The cached exposition text of every collector. */
   render(): string {
@@ -290,6 +287,7 @@ export class Poller {
     const { collector, log } = state;
     const started = process.hrtime.bigint();
     let ok = false;
+    let published: readonly Sample[] = [];
     try {
       const samples = this.labelled(await this.collectWithDeadline(collector, state.schedule, log));
       const { seriesLimit } = state.schedule;
@@ -299,19 +297,20 @@ export class Poller {
       }
       state.families = collector.families;
       state.bodies = renderBodies(state.families, samples);
+      published = samples;
       state.consecutiveTransientFailures = 0;
       ok = true;
     } catch (err) {
       // "No data" (an empty table, nothing to measure) is not an outage: no series, but a successful poll.
       if (err instanceof NoDataError) ok = true;
-      this.recordFailure(state, err, log);
+      published = this.recordFailure(state, err, log);
     } finally {
       state.polled = true;
       if (this.readyWaiters.length > 0 && this.ready()) for (const resolve of this.readyWaiters.splice(0)) resolve();
       const waiting = this.polledWaiters.get(collector.name);
       if (waiting) {
         this.polledWaiters.delete(collector.name);
-        for (const resolve of waiting) resolve();
+        for (const resolve of waiting) resolve(published);
       }
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       if (!state.retired) this.options.observer.observe(collector.name, seconds, ok);
@@ -324,30 +323,34 @@ export class Poller {
     return samples.map((sample) => ({ ...sample, labels: { ...labels, ...sample.labels } }));
   }
 
-  private recordFailure(state: CollectorState, err: unknown, log: Logger): void {
+  /** Logs a failed poll and returns the samples it publishes instead (none, or the collector's failureSamples). */
+  private recordFailure(state: CollectorState, err: unknown, log: Logger): readonly Sample[] {
+    let published: readonly Sample[] = [];
     if (!state.collector.keepOnFailure) {
       const instead = state.collector.failureSamples?.();
       if (instead && !(err instanceof PollInterruptedError)) {
         state.families = state.collector.families;
-        state.bodies = renderBodies(state.families, this.labelled(instead));
+        published = this.labelled(instead);
+        state.bodies = renderBodies(state.families, published);
       } else {
         state.bodies = new Map();
       }
     }
     if (err instanceof NoDataError) {
       log.debug({ reason: err.message }, 'no data');
-      return;
+      return published;
     }
     if (err instanceof PollInterruptedError) {
       log.debug('poll interrupted by shutdown');
-      return;
+      return published;
     }
     if (isTransientDatabaseError(err) || err instanceof DeadlineExceededError) state.consecutiveTransientFailures += 1;
     if (this.options.expectedFailure?.(err)) {
       log.debug({ error: describeDatabaseError(err) }, 'collector failed (expected)');
-      return;
+      return published;
     }
     log.warn({ error: describeDatabaseError(err) }, 'collector failed');
+    return published;
   }
 
   /**
