@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { EMBEDDINGS_SINCE_SQL, EMBEDDINGS_SQL, embeddingsCollector } from '../src/collectors/embeddings.js';
+import { EMBEDDINGS_SINCE_SQL, EMBEDDINGS_SQL, EXACT_COUNT_SETTINGS, embeddingsCollector } from '../src/collectors/embeddings.js';
 import { collectorContext, undeclaredSamples, valueOf, useDatabaseClient } from './helpers/collector-context.js';
 import { seedDocuments, seedEmbeddings } from './helpers/seed.js';
 
@@ -107,7 +107,7 @@ describe('embeddings collector', () => {
     expect(valueOf(exact, 'rag_embeddings', { model_name: 'text-embedding-3-large' })).toBe(after.large);
   });
 
-  it('counts between exact counts with index range scans on created_at and primary-key probes only', async () => {
+  it('counts between exact counts with index range scans on created_at and index probes only', async () => {
     await client.query('SET enable_seqscan = off'); // as on a large corpus, where a range of new rows is a small share
     try {
       const { rows } = await client.query(`EXPLAIN (FORMAT JSON) ${EMBEDDINGS_SINCE_SQL}`, [3072, OPTIONS.models, new Date(), ['00000000-0000-0000-0000-000000000000']]);
@@ -117,6 +117,31 @@ describe('embeddings collector', () => {
       expect(plan).toMatch(/idx_embeddings_created_at/);
     } finally {
       await client.query('RESET enable_seqscan');
+    }
+  });
+
+  it('counts exactly without parallel workers, and leaves the session as it found it', async () => {
+    // Parallel plans made as cheap as they get: without the collector's settings the planner takes one.
+    await client.query('SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0; SET min_parallel_index_scan_size = 0');
+    try {
+      await seedDocuments(client, { count: 30, withEmbeddings: true });
+      const params = [3072, OPTIONS.models, 1000];
+      const plan = async () => JSON.stringify((await client.query(`EXPLAIN (FORMAT JSON) ${EMBEDDINGS_SQL}`, params)).rows[0]);
+      expect(await plan()).toMatch(/"Gather/);
+      await client.query('BEGIN');
+      for (const [name, value] of Object.entries(EXACT_COUNT_SETTINGS)) await client.query('SELECT set_config($1, $2, true)', [name, value]);
+      expect(await plan()).not.toMatch(/"Gather/);
+      await client.query('ROLLBACK');
+
+      const collector = embeddingsCollector(OPTIONS);
+      const samples = await collector.collect(collectorContext(client));
+      expect(collector.lastPollExact).toBe(true);
+      const { rows } = await client.query<{ n: number }>('SELECT count(*)::int AS n FROM framework_documents');
+      expect(valueOf(samples, 'rag_documents')).toBe(rows[0]!.n);
+      expect((await client.query('SHOW max_parallel_workers_per_gather')).rows[0].max_parallel_workers_per_gather).toBe('2');
+      await expect(client.query('SAVEPOINT inside')).rejects.toThrow(/only be used in transaction blocks/); // no transaction left open
+    } finally {
+      await client.query('RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size; RESET min_parallel_index_scan_size');
     }
   });
 });
