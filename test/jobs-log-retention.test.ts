@@ -1,7 +1,10 @@
+import { PassThrough } from 'node:stream';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JobProgress } from '../src/jobs/job.js';
+import { createLogger } from '../src/log.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
+import { eventually } from './helpers/exporter.js';
 import { testConfig, testRunner, type TestRunner } from './helpers/jobs.js';
 
 const OLD = 1050;
@@ -123,21 +126,38 @@ describe('log-retention on the partitioned log', () => {
       `SELECT query_log_add_partition('query_performance_log', ((now() - interval '35 days') AT TIME ZONE 'UTC')::date)`,
     );
     await db.pool.query("INSERT INTO query_performance_log (query_type, duration_ms, ts) VALUES ('insert', 1, now() - interval '35 days')");
+    // The job's own log: its first DETACH giving up on the lock is a line of it.
+    const logged: Record<string, unknown>[] = [];
+    const stream = new PassThrough();
+    stream.on('data', (chunk: Buffer) => {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) logged.push(JSON.parse(line) as Record<string, unknown>);
+    });
+    const retrying = testRunner(db.url, testConfig((c) => Object.assign(c.jobs['log-retention'], { lock_timeout: 1000 })), 'test-sidecar', {
+      log: createLogger('info', stream),
+    });
     // A reader in a long transaction holds ACCESS SHARE on the log: DETACH must wait for it.
     const reader = new pg.Client({ connectionString: db.url });
     await reader.connect();
-    await reader.query('BEGIN');
-    await reader.query('SELECT count(*) FROM query_performance_log');
-    const released = new Promise<void>((resolve) => {
-      setTimeout(() => {
-        void reader.query('COMMIT').then(() => resolve());
-      }, 1500);
-    });
-    const result = await t.runner.run('log-retention', { trigger: 'manual' });
-    await released;
-    await reader.end();
-    expect(result.result, result.message).toBe('success');
-    expect(result.details).toMatchObject({ days_archived: 1 });
+    let run: ReturnType<typeof retrying.runner.run> | undefined;
+    try {
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM query_performance_log');
+      run = retrying.runner.run('log-retention', { trigger: 'manual' });
+      // The first attempt runs into lock_timeout while the reader holds on ...
+      const refused = () => logged.filter((line) => line.msg === 'query log partition: lock not granted within lock_timeout; trying again');
+      await eventually(async () => refused().length > 0, 'the first DETACH refused by lock_timeout', 30_000, 20);
+      expect(refused()[0]).toMatchObject({ level: 'warn', attempt: 1 });
+      // ... and only then is the lock released: the day can only be archived by a later attempt.
+      await reader.query('COMMIT');
+      const result = await run;
+      expect(result.result, result.message).toBe('success');
+      expect(result.details).toMatchObject({ days_archived: 1 });
+    } finally {
+      await reader.end();
+      // A failed expectation above must not leave the run holding the job's lock for the next test.
+      await run?.catch(() => undefined);
+      await retrying.close();
+    }
     const left = await db.pool.query("SELECT count(*)::int AS n FROM query_performance_log WHERE ts < now() - interval '30 days'");
     expect(left.rows[0].n).toBe(0);
   });

@@ -5,7 +5,7 @@ import { jobRunnerSettings } from '../../src/commands/assembly.js';
 import { resolveConnection } from '../../src/db/connection.js';
 import { createJobRunner } from '../../src/jobs/index.js';
 import type { JobRunner, RunObserver } from '../../src/jobs/runner.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, type Logger } from '../../src/log.js';
 
 /** The default config, adjusted by the test. */
 export function testConfig(adjust: (config: Config) => void = () => undefined): Config {
@@ -20,10 +20,10 @@ export interface TestRunner {
   close(): Promise<void>;
 }
 
-/** A runner as serve and `jobs run` build it (createJobRunner), against the test database, as sidecar `host`. */
-export function testRunner(url: string, config: Config, host = 'test-sidecar', extra: { observer?: RunObserver } = {}): TestRunner {
+/** A runner as serve and `jobs run` build it (createJobRunner), against the test database, as sidecar `host` (logging to `extra.log` if given). */
+export function testRunner(url: string, config: Config, host = 'test-sidecar', extra: { observer?: RunObserver; log?: Logger } = {}): TestRunner {
   const connection = resolveConnection(url, {});
-  const log = createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : (process.env.TEST_LOG_LEVEL as 'info'));
+  const log = extra.log ?? createLogger(process.env.TEST_LOG_LEVEL === undefined ? 'silent' : (process.env.TEST_LOG_LEVEL as 'info'));
   const settings = jobRunnerSettings(config);
   const { runner, pool, close } = createJobRunner(
     { ...settings, host, connectTimeoutMs: 5000, pool: { ...settings.pool, applicationName: `test-jobs ${host}`, max: 3, connectTimeoutMs: 5000 } },
