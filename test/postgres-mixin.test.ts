@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
 import { adminQuery, createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { eventually, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
 import { promQuery, startAlertmanager, startPrometheus, startWebhook, tempDir, type ManagedProcess, type Webhook } from './helpers/monitoring-stack.js';
@@ -8,7 +11,7 @@ import { promQuery, startAlertmanager, startPrometheus, startWebhook, tempDir, t
  * postgres_exporter users keep their alerts and dashboard: a real Prometheus scrapes a real exporter on a
  * primary with one physical replication slot, and every metric name the upstream postgres_mixin uses has
  * series, every expression of its "Postgres Overview" dashboard returns data, every alert expression
- * evaluates.
+ * evaluates and, loaded as rules, fires into a real Alertmanager.
  *
  * Written out by hand from prometheus-community/postgres_exporter at commit
  * dbb1987e2f0db61c47efb1bb66cc15bbf16f4c11 (2026-08-18): postgres_mixin/alerts/postgres.libsonnet (15 alerts,
@@ -105,6 +108,16 @@ const DASHBOARD_EXPRESSIONS = [
 /** The template variables' queries, as Prometheus series selectors (Grafana's label_values(). */
 const TEMPLATE_SELECTORS = ['pg_up', 'pg_up{job=~"$job"}', 'pg_stat_database_tup_fetched{job=~"$job",instance=~"$instance",datname!~"template.*|postgres"}'];
 
+/**
+ * The mixin's alerts as a Prometheus rule file: the expressions above, without `for:` (one evaluation
+ * fires them) and without the mixin's labels and annotations (not copied here).
+ */
+function writeMixinRules(dir: string): string {
+  const path = join(dir, 'postgres-mixin.rules.yml');
+  writeFileSync(path, stringify({ groups: [{ name: 'postgres_mixin', rules: Object.entries(ALERT_EXPRESSIONS).map(([alert, expr]) => ({ alert, expr })) }] }));
+  return path;
+}
+
 const MIXIN_COLLECTORS = ['connectivity', 'database', 'replication', 'connections', 'tables', 'locks', 'replication_slots', 'settings', 'stat_bgwriter'];
 
 describe('the upstream postgres_mixin against this exporter, through a real Prometheus', () => {
@@ -125,7 +138,7 @@ describe('the upstream postgres_mixin against this exporter, through a real Prom
     serve = await startServe(['--database-url', db.url, '--config', writeConfig(`collectors:\n${collectors}\njobs:\n  enabled: false\n`)]);
     webhook = await startWebhook();
     alertmanager = await startAlertmanager(dir.path, webhook.url);
-    prometheus = await startPrometheus(dir.path, { target: new URL(serve.url).host, alertmanager: new URL(alertmanager.url).host, ruleFiles: [] });
+    prometheus = await startPrometheus(dir.path, { target: new URL(serve.url).host, alertmanager: new URL(alertmanager.url).host, ruleFiles: [writeMixinRules(dir.path)] });
     // Traffic for the rates: commits, rows inserted, updated, deleted, fetched.
     await db.pool.query('CREATE TABLE mixin_traffic (id int PRIMARY KEY, v text)');
     for (let i = 0; i < 5; i++) {
@@ -200,5 +213,18 @@ describe('the upstream postgres_mixin against this exporter, through a real Prom
     // The locks ratio has a value per database: the division matched (no server label here, on() ignores it).
     const locks = await promQuery(prometheus.url, ALERT_EXPRESSIONS.PostgresAcquiredTooManyLocks!.replace(' > 0.20', ' >= 0'));
     expect(locks.map((s) => s.metric.datname)).toContain(db.name);
+  });
+
+  it('fires the mixin\'s alerts into Alertmanager: the inactive slot reaches the receiver, PostgreSQLDown does not', async () => {
+    const alerts = () => webhook.notifications.flatMap((n) => n.alerts);
+    const slotAlert = await eventually(
+      async () => alerts().find((a) => a.status === 'firing' && a.labels.alertname === 'PostgresHasReplicationSlotUsed' && a.labels.slot_name === slot),
+      'PostgresHasReplicationSlotUsed notified by Alertmanager',
+      60_000,
+      500,
+    );
+    expect(slotAlert.labels.job).toBe('pgvector-exporter');
+    // The server is up all along: the mixin's down alert never fired.
+    expect(alerts().filter((a) => a.labels.alertname === 'PostgreSQLDown')).toEqual([]);
   });
 });
