@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../src/free-port.js';
 import { LocalCluster } from '../src/local-cluster/cluster.js';
+import { stopChild } from './helpers/child.js';
 import { eventually, startServe, type ServeProcess } from './helpers/exporter.js';
 import { startRagCluster, type RagCluster } from './helpers/rag-cluster.js';
 import { seedDocuments } from './helpers/seed.js';
@@ -123,7 +124,7 @@ describe.skipIf(!existsSync(PEER))('alerts with two exporter replicas and postgr
     await prometheus?.stop();
     await alertmanager?.stop();
     for (const r of replicas) await r.stop();
-    peer?.kill('SIGTERM');
+    if (peer) await stopChild(peer);
     await webhook?.close();
     theirs?.remove();
     await rag?.remove();

@@ -10,6 +10,7 @@ import { COLLECTOR_FACTORIES } from '../src/collectors/index.js';
 import { collectorsOptions } from '../src/commands/assembly.js';
 import { loadConfig } from '../src/config/load.js';
 import { freePort } from '../src/free-port.js';
+import { stopChild } from './helpers/child.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { collectorContext, connect } from './helpers/collector-context.js';
 
@@ -140,7 +141,8 @@ describe.skipIf(!existsSync(PEER))('postgres_exporter compatibility', () => {
   });
   afterAll(async () => {
     await client?.query('SELECT pg_drop_replication_slot($1)', [slot]).catch(() => undefined);
-    peer?.kill('SIGTERM');
+    // Gone, with its connection, before the database is dropped.
+    if (peer) await stopChild(peer);
     await client?.end();
     await db?.drop();
   });

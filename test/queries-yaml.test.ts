@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readQueriesYaml } from '../src/custom/queries-yaml.js';
 import { freePort } from '../src/free-port.js';
 import { parseMetricsText } from '../src/metrics/exposition-text.js';
+import { stopChild } from './helpers/child.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
 import { eventually, startServe, writeConfig, type ServeProcess } from './helpers/exporter.js';
 
@@ -94,7 +95,7 @@ describe.skipIf(!existsSync(PEER))('queries.yaml: the same families as the real 
   });
   afterAll(async () => {
     await idle.end();
-    for (const peer of peers) peer.kill('SIGTERM');
+    await Promise.all(peers.map((peer) => stopChild(peer)));
     await Promise.all(exporters.map((e) => e.stop()));
     await db.drop();
   });

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
+import { stopChild } from './child.js';
 import { CLI } from './cli.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
@@ -85,19 +86,13 @@ export async function startServe(args: string[], env: Record<string, string | un
     child,
     logs: () => logs,
     metrics: async () => (await fetch(`${url}/metrics`)).text(),
-    stop: () =>
-      new Promise((resolve) => {
-        const started = Date.now();
-        if (child.exitCode !== null || child.signalCode !== null) return resolve({ code: child.exitCode, ms: 0 });
-        // A shutdown that hangs is killed (its code then reads null, failing a test that expects 0) rather
-        // than stalling the afterAll hooks, and the cleanup after them, for good.
-        const killer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
-        child.once('exit', (code) => {
-          clearTimeout(killer);
-          resolve({ code, ms: Date.now() - started });
-        });
-        child.kill('SIGTERM');
-      }),
+    stop: async () => {
+      const started = Date.now();
+      // A shutdown that hangs is killed (its code then reads null, failing a test that expects 0) rather
+      // than stalling the afterAll hooks, and the cleanup after them, for good.
+      const code = await stopChild(child, STOP_GRACE_MS);
+      return { code, ms: Date.now() - started };
+    },
   };
 }
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { freePort } from '../../src/free-port.js';
+import { stopChild } from './child.js';
 import { ROOT, loadRuleFiles } from './monitoring-files.js';
 
 /**
@@ -130,16 +131,9 @@ async function startServer(binary: string, args: string[], port: number, readyPa
   const spawnError = new Promise<never>((_, reject) => child.once('error', (err) => reject(new Error(`${binary} could not start: ${err.message} (scripts/setup-system.sh installs it)`))));
   spawnError.catch(() => undefined);
   const url = `http://127.0.0.1:${port}`;
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      child.once('exit', () => {
-        clearTimeout(killer);
-        resolve();
-      });
-      child.kill('SIGTERM');
-    });
+  const stop = async () => {
+    await stopChild(child);
+  };
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`${binary} exited with ${child.exitCode}:\n${logs}`);
