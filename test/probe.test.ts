@@ -356,10 +356,10 @@ describe('/probe behind the web config, as /metrics', () => {
   });
 
   it('answers 401 without credentials, before any target is opened; 200 with them', async () => {
-    const url = `${serve.url.replace(/^https:/, 'http:')}/probe?${new URLSearchParams({ target: `postgresql://postgres@${HOSTPORT}/${db.name}?sslmode=disable` })}`;
+    const url = `${serve.url}/probe?${new URLSearchParams({ target: `postgresql://postgres@${HOSTPORT}/${db.name}?sslmode=disable` })}`;
     expect((await fetch(url)).status).toBe(401);
     expect((await fetch(url, { headers: { authorization: basic('prometheus', 'wrong') } })).status).toBe(401);
-    const metrics = await fetch(`${serve.url.replace(/^https:/, 'http:')}/metrics`, { headers: { authorization: basic('prometheus', 'correct horse') } });
+    const metrics = await fetch(`${serve.url}/metrics`, { headers: { authorization: basic('prometheus', 'correct horse') } });
     expect(sampleValue(await metrics.text(), 'pgvector_exporter_probe_targets_opened_total')).toBe(0);
     const answer = await fetch(url, { headers: { authorization: basic('prometheus', 'correct horse') } });
     expect(answer.status).toBe(200);

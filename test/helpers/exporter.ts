@@ -50,7 +50,12 @@ jobs:
 /** How long stop() waits after SIGTERM before SIGKILL: far beyond serve's own shutdown (a job's grace included). */
 const STOP_GRACE_MS = 30_000;
 
-export async function startServe(args: string[], env: Record<string, string | undefined> = {}): Promise<ServeProcess> {
+/**
+ * Starts `serve` on a free loopback port and resolves once it listens. `options.tls`: the web config it is
+ * given serves TLS, so its url is https (said by the test, not guessed from --web.config.file: a web config
+ * may hold basic auth only, and WEB_CONFIG_FILE names one without the flag).
+ */
+export async function startServe(args: string[], env: Record<string, string | undefined> = {}, options: { tls?: boolean } = {}): Promise<ServeProcess> {
   const child = spawn(process.execPath, [CLI, 'serve', '--web.listen-address', '127.0.0.1:0', ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -79,7 +84,7 @@ export async function startServe(args: string[], env: Record<string, string | un
       reject(new Error(`serve exited with ${code}:\n${logs}`));
     });
   });
-  const scheme = args.includes('--web.config.file') ? 'https' : 'http';
+  const scheme = options.tls ? 'https' : 'http';
   const url = `${scheme}://${address}`;
   return {
     url,
