@@ -120,6 +120,16 @@ export function recallOf(approximate: readonly string[], exact: readonly string[
   return exact.filter((id) => found.has(id)).length / exact.length;
 }
 
+/** The three series of one index's measurement: mean recall@k, the queries behind it, its k. */
+function recallSamples(indexrelname: string, recalls: readonly number[], topK: number): Sample[] {
+  const labels = { indexrelname };
+  return [
+    { family: FAMILIES.ratio.name, labels, value: recalls.reduce((a, b) => a + b, 0) / recalls.length },
+    { family: FAMILIES.queries.name, labels, value: recalls.length },
+    { family: FAMILIES.k.name, labels, value: topK },
+  ];
+}
+
 export function recallCollector(options: RecallOptions): Collector {
   const searchSql = recallSearchSql(options.dimensions);
 
@@ -135,16 +145,41 @@ export function recallCollector(options: RecallOptions): Collector {
     });
   }
 
-  /** Index pass and exact pass of one query vector, in one snapshot. */
-  async function measure(query: QueryFn, vector: string, timeoutMs: number): Promise<number> {
-    const settings: Record<string, string> = { statement_timeout: String(Math.ceil(timeoutMs)), ...INDEX_PASS };
-    if (options.efSearch > 0) settings['hnsw.ef_search'] = String(options.efSearch);
-    return inSnapshot(query, settings, async () => {
-      const approximate = await query<{ id: string }>(searchSql, [vector, options.topK]);
-      await setLocal(query, EXACT_PASS);
-      const exact = await query<{ id: string }>(searchSql, [vector, options.topK]);
-      return recallOf(approximate.map((r) => r.id), exact.map((r) => r.id));
-    });
+  /**
+   * The one measurement, of the RAG index and of discovered ones alike: for each stored vector of the
+   * sample, the index pass and the exact pass of `search` ($1 vector, $2 k, one `id` column) in one
+   * snapshot, each under statement_timeout = the time left before `until`. Stops starting vectors when
+   * less than 100 ms is left or the poll is cut short; a statement timeout ends the series (what was
+   * measured within the time is kept). Returns recall@k per measured vector.
+   */
+  async function measureSample(
+    query: QueryFn,
+    search: string,
+    vectors: readonly string[],
+    topK: number,
+    settings: Record<string, string>,
+    until: number,
+    signal: AbortSignal,
+  ): Promise<number[]> {
+    const recalls: number[] = [];
+    for (const vector of vectors) {
+      const left = until - Date.now();
+      if (left < 100 || signal.aborted) break;
+      try {
+        recalls.push(
+          await inSnapshot(query, { ...settings, statement_timeout: String(Math.ceil(left)) }, async () => {
+            const approximate = await query<{ id: string }>(search, [vector, topK]);
+            await setLocal(query, EXACT_PASS);
+            const exact = await query<{ id: string }>(search, [vector, topK]);
+            return recallOf(approximate.map((r) => r.id), exact.map((r) => r.id));
+          }),
+        );
+      } catch (err) {
+        if (!isStatementTimeout(err)) throw err;
+        break;
+      }
+    }
+    return recalls;
   }
 
   /**
@@ -152,14 +187,13 @@ export function recallCollector(options: RecallOptions): Collector {
    * expression serve as queries, ordered by its operator class's distance; rows compared by ctid (the
    * snapshot is shared by both passes). The poll's time is shared evenly between the indexes.
    */
-  async function measureDiscovered(query: QueryFn, pollDeadline: number, signal: AbortSignal, log: Logger): Promise<Sample[]> {
+  async function measureDiscovered(query: QueryFn, deadline: number, signal: AbortSignal, log: Logger): Promise<Sample[]> {
     const entries = (options.indexes ?? []).map((entry) => ({ ...entry, regex: indexPattern(entry.pattern) }));
     const rows = (await query<VectorIndexRow>(VECTOR_INDEXES_SQL)).flatMap((row) => {
       const setting = row.valid ? entries.find((e) => e.regex.test(`${row.schemaname}.${row.indexrelname}`)) : undefined;
       return setting ? [{ row, setting }] : [];
     });
     const duplicated = new Set(rows.map((r) => r.row.indexrelname).filter((name, i, all) => all.indexOf(name) !== i));
-    const deadline = pollDeadline - (pollDeadline - Date.now()) * 0.1;
     const result: Sample[] = [];
     for (const [n, { row, setting }] of rows.entries()) {
       const operator = distanceOperator(row.opclass);
@@ -178,31 +212,17 @@ export function recallCollector(options: RecallOptions): Collector {
       const settings: Record<string, string> = { ...INDEX_PASS };
       if (setting.efSearch > 0 && row.method === 'hnsw') settings['hnsw.ef_search'] = String(setting.efSearch);
       if (setting.probes > 0 && row.method === 'ivfflat') settings['ivfflat.probes'] = String(setting.probes);
-      const recalls: number[] = [];
-      for (const { v } of sample) {
-        const left = until - Date.now();
-        if (left < 100 || signal.aborted) break;
-        try {
-          recalls.push(
-            await inSnapshot(query, { ...settings, statement_timeout: String(Math.ceil(left)) }, async () => {
-              const approximate = await query<{ id: string }>(search, [v, setting.topK]);
-              await setLocal(query, EXACT_PASS);
-              const exact = await query<{ id: string }>(search, [v, setting.topK]);
-              return recallOf(approximate.map((r) => r.id), exact.map((r) => r.id));
-            }),
-          );
-        } catch (err) {
-          if (!isStatementTimeout(err)) throw err;
-          break;
-        }
-      }
-      if (recalls.length === 0) continue;
-      const labels = { indexrelname: duplicated.has(row.indexrelname) ? `${row.schemaname}.${row.indexrelname}` : row.indexrelname };
-      result.push(
-        { family: FAMILIES.ratio.name, labels, value: recalls.reduce((a, b) => a + b, 0) / recalls.length },
-        { family: FAMILIES.queries.name, labels, value: recalls.length },
-        { family: FAMILIES.k.name, labels, value: setting.topK },
+      const recalls = await measureSample(
+        query,
+        search,
+        sample.map(({ v }) => v),
+        setting.topK,
+        settings,
+        until,
+        signal,
       );
+      if (recalls.length === 0) continue;
+      result.push(...recallSamples(duplicated.has(row.indexrelname) ? `${row.schemaname}.${row.indexrelname}` : row.indexrelname, recalls, setting.topK));
     }
     if (rows.length === 0) throw new NoDataError(`no valid pgvector index matches ${entries.map((e) => e.pattern).join(', ')}`);
     return result;
@@ -213,37 +233,22 @@ export function recallCollector(options: RecallOptions): Collector {
     families: Object.values(FAMILIES),
     async collect(ctx) {
       const { query, log, deadline: pollDeadline, signal } = ctx;
-      if (options.indexes && options.indexes.length > 0) return measureDiscovered(query, pollDeadline, signal, log);
-      if (!(await requireFeature(ctx, 'recall'))) return [];
       // A tenth of the poll's time stays in reserve, for the ROLLBACK of a transaction cut short.
       const deadline = pollDeadline - (pollDeadline - Date.now()) * 0.1;
+      if (options.indexes && options.indexes.length > 0) return measureDiscovered(query, deadline, signal, log);
+      if (!(await requireFeature(ctx, 'recall'))) return [];
       const samples = await query<SampleRow>(RECALL_SAMPLE_SQL, [options.sampleSize]);
       if (samples.length === 0) throw new NoDataError('chunk_embeddings is empty: no stored embedding to measure recall with');
       const index = await usedIndex(query, samples[0]!.embedding);
       if (!index) throw new NoDataError('the vector search uses no index: nothing to measure recall of');
 
-      const recalls: number[] = [];
-      for (const sample of samples) {
-        const left = deadline - Date.now();
-        if (left < 100 || signal.aborted) break;
-        try {
-          recalls.push(await measure(query, sample.embedding, left));
-        } catch (err) {
-          // Our statement_timeout: keep what was measured within the budget.
-          if (!isStatementTimeout(err) || recalls.length === 0) throw err;
-          break;
-        }
-      }
+      const settings: Record<string, string> = { ...INDEX_PASS };
+      if (options.efSearch > 0) settings['hnsw.ef_search'] = String(options.efSearch);
+      const vectors = samples.map((sample) => sample.embedding);
+      const recalls = await measureSample(query, searchSql, vectors, options.topK, settings, deadline, signal);
       if (recalls.length === 0) throw new Error('recall: the time budget of the poll was spent before the first query');
       if (recalls.length < samples.length) log.info({ measured: recalls.length, sampled: samples.length }, 'recall: time budget spent before the whole sample');
-      const labels = { indexrelname: index };
-      const mean = recalls.reduce((a, b) => a + b, 0) / recalls.length;
-      const result: Sample[] = [
-        { family: FAMILIES.ratio.name, labels, value: mean },
-        { family: FAMILIES.queries.name, labels, value: recalls.length },
-        { family: FAMILIES.k.name, labels, value: options.topK },
-      ];
-      return result;
+      return recallSamples(index, recalls, options.topK);
     },
   };
 }
