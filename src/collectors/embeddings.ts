@@ -97,15 +97,17 @@ const MODEL = `CASE WHEN model_name = ANY ($2::text[]) THEN model_name ELSE '${O
  * the ids. The embeddings are counted per stored model_name first (a GroupAggregate over
  * idx_embeddings_model_name's index-only scan, no per-row CASE: 2.5 times cheaper at 1,000,000), and
  * the few groups folded into the configured models and "other" after. The CASE evaluates its scalar
- * sub-select only when the column's typmod does not already enforce the dimension. `at` (the
- * statement's now()) is where the incremental counts start. Run it with EXACT_COUNT_SETTINGS.
+ * sub-select only when the column's typmod does not already enforce the dimension. `at` is where the
+ * incremental counts start: the statement's start, statement_timestamp() rather than now(), which inside
+ * the transaction EXACT_COUNT_SETTINGS needs is the transaction's start, two round trips before the
+ * snapshot (a row committed in between would be counted by both). Run it with EXACT_COUNT_SETTINGS.
  */
 export const EMBEDDINGS_SQL = `
 WITH missing AS MATERIALIZED (
   SELECT d.id FROM framework_documents d
    WHERE NOT EXISTS (SELECT 1 FROM chunk_embeddings e WHERE e.document_id = d.id)
 )
-SELECT now() AS at,
+SELECT statement_timestamp() AS at,
        (SELECT count(*) FROM framework_documents) AS documents,
        (SELECT count(*) FROM missing) AS missing,
        (SELECT coalesce(array_agg(id), '{}') FROM (SELECT id FROM missing LIMIT $3::integer) m) AS missing_ids,
