@@ -118,6 +118,33 @@ describe('connection strings and TLS against real PostgreSQL servers', () => {
     expect(await whoAmI(`host=${cluster.socketDir} port=${port} user=app dbname=rag`)).toMatchObject({ user: 'app', ssl: false });
   });
 
+  it('passfile= reads the password from that file as libpq does: the matching line, and not when others can read it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pg-passfile-'));
+    try {
+      const file = join(dir, 'pass');
+      // libpq's format: host:port:database:user:password, ':' and '\\' escaped, '*' matching anything.
+      const escaped = PASSWORD.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
+      writeFileSync(file, `otherhost:*:*:app:wrong\n127.0.0.1:${port}:rag:app:${escaped}\n`, { mode: 0o600 });
+      const url = `postgresql://app@127.0.0.1:${port}/rag?passfile=${encodeURIComponent(file)}`;
+      expect(await whoAmI(url)).toMatchObject({ user: 'app', db: 'rag' });
+      expect(await whoAmI(`host=127.0.0.1 port=${port} user=app dbname=rag passfile='${file}'`)).toMatchObject({ user: 'app' });
+      // A line for another database does not match: the login fails without a password.
+      expect(await failure(`postgresql://app@127.0.0.1:${port}/postgres?passfile=${encodeURIComponent(file)}`)).toMatch(/password/i);
+      // Group- or world-readable: ignored, as libpq ignores it.
+      chmodSync(file, 0o644);
+      expect(await failure(url)).toMatch(/password/i);
+      // A password in the string wins over the file.
+      chmodSync(file, 0o600);
+      writeFileSync(file, `*:*:*:app:wrong\n`, { mode: 0o600 });
+      expect(await whoAmI(`postgresql://app:${ENC}@127.0.0.1:${port}/rag?passfile=${encodeURIComponent(file)}`)).toMatchObject({ user: 'app' });
+      const message = await failure(url);
+      expect(message).toMatch(/password/i);
+      expect(message).not.toContain('wrong');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('DATA_SOURCE_URI with DATA_SOURCE_USER/PASS connects (postgres_exporter form)', async () => {
     const settings = resolveConnection(undefined, { DATA_SOURCE_URI: `127.0.0.1:${port}/rag?sslmode=require`, DATA_SOURCE_USER: 'app', DATA_SOURCE_PASS: PASSWORD });
     const user = await withClient(settings, 't', async (c) => (await c.query<{ u: string }>('SELECT current_user AS u')).rows[0]!.u);

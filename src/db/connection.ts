@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import pg from 'pg';
+import { passwordFromFile } from './passfile.js';
 import { ConfigError } from '../errors.js';
 import { registerSecret } from '../log.js';
 import { parseConnectionString, type ConnInfo } from './conninfo.js';
@@ -173,9 +174,12 @@ function settings(info: ConnInfo, source: ConnectionSource, where: string, env: 
   if (timeoutText !== undefined && Number(timeoutText) > 0) client.connectionTimeoutMillis = Math.max(2, Number(timeoutText)) * 1000;
   const options = info.options ?? env.PGOPTIONS;
   if (options) client.options = options;
-  // pg accepts a password function; keeping it out of enumerable fields keeps it out of accidental dumps.
-  if (password !== undefined) Object.defineProperty(client, 'password', { value: password, enumerable: false, writable: true, configurable: true });
   const user = client.user ?? process.env.USER ?? 'postgres';
+  // passfile= as in libpq: only when no password is given (pg itself reads PGPASSFILE and ~/.pgpass).
+  const fromFile = password === undefined && info.passfile ? passwordFromFile(info.passfile) : undefined;
+  // pg accepts a password function; keeping it out of enumerable fields keeps it out of accidental dumps.
+  const secret = password ?? fromFile;
+  if (secret !== undefined) Object.defineProperty(client, 'password', { value: secret, enumerable: false, writable: true, configurable: true });
   const description = `${user}@${host ?? 'localhost'}:${port ?? 5432}/${client.database ?? user}`;
   return { client, Client: clientClass(tls), tls, source, description };
 }
