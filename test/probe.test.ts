@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer as createTcpServer, connect as tcpConnect, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import bcrypt from 'bcryptjs';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectivityCollector } from '../src/collectors/connectivity.js';
+import { resolveConnection } from '../src/db/connection.js';
 import { probeTargetConnection } from '../src/db/probe-target.js';
 import { freePort } from '../src/free-port.js';
 import { createLogger } from '../src/log.js';
@@ -95,6 +98,31 @@ describe('target forms, as postgres_exporter reads them', () => {
     expect(settings.client.ssl).toBe(false);
     expect(settings.client.connectionTimeoutMillis).toBe(4000);
     expect(JSON.stringify(settings)).not.toContain('m0d@');
+  });
+
+  it("never presents the exporter's own ~/.postgresql client certificate to a target; an auth module may name one", () => {
+    const home = mkdtempSync(join(tmpdir(), 'probe-home-'));
+    const before = process.env.HOME;
+    try {
+      mkdirSync(join(home, '.postgresql'));
+      for (const file of ['postgresql.crt', 'postgresql.key', 'module.crt', 'module.key']) writeFileSync(join(home, '.postgresql', file), `-----BEGIN ${file}-----\n`);
+      process.env.HOME = home;
+      // The exporter's own connection takes libpq's default files, as libpq does.
+      const own = resolveConnection(`postgresql://u@${HOSTPORT}/db?sslmode=require`, {});
+      expect(own.tls.files).toMatchObject({ sslcert: join(home, '.postgresql', 'postgresql.crt'), sslkey: join(home, '.postgresql', 'postgresql.key') });
+      // A target named by a scraper: no client certificate at all.
+      const target = probeTargetConnection(`${HOSTPORT}/db?sslmode=require`);
+      expect(target.tls.files.sslcert).toBeUndefined();
+      expect(target.tls.files.sslkey).toBeUndefined();
+      expect(JSON.stringify(target.client.ssl)).not.toContain('BEGIN');
+      // The operator's auth module may name one.
+      const withModule = probeTargetConnection(`${HOSTPORT}/db?sslmode=require`, { user: 'm', password: 'p', options: { sslcert: join(home, '.postgresql', 'module.crt'), sslkey: join(home, '.postgresql', 'module.key') } });
+      expect(withModule.tls.files).toMatchObject({ sslcert: join(home, '.postgresql', 'module.crt'), sslkey: join(home, '.postgresql', 'module.key') });
+    } finally {
+      if (before === undefined) delete process.env.HOME;
+      else process.env.HOME = before;
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 
   it('without a module the target is used as it is, and never the exporter\'s PG* variables', async () => {

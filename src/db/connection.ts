@@ -136,7 +136,7 @@ function fromPostgresVariables(env: Env): ConnectionSettings {
  */
 export function probeTargetSettings(info: ConnInfo, where: string): ConnectionSettings {
   if (!info.host && !info.hostaddr) throw new ConfigError(`${where}: no host (give host:port[/dbname], a URL or host=...)`);
-  const result = settings(info, 'probe target', where, {}, false);
+  const result = settings(info, 'probe target', where, {}, false, false);
   // pg itself fills whatever the config leaves unset from the process's PG* variables and ~/.pgpass: every
   // field is set here, libpq's defaults included, and the password always (a function counts as given to
   // pg, so neither PGPASSWORD nor a wildcard pgpass line reaches a host a scraper names).
@@ -150,7 +150,7 @@ export function probeTargetSettings(info: ConnInfo, where: string): ConnectionSe
 }
 
 /** libpq's keywords -> pg's settings; what the string leaves out comes from libpq's PG* variables, as in libpq. */
-function settings(info: ConnInfo, source: ConnectionSource, where: string, env: Env, registerSecrets = true): ConnectionSettings {
+function settings(info: ConnInfo, source: ConnectionSource, where: string, env: Env, registerSecrets = true, clientCertDefaults = true): ConnectionSettings {
   const host = info.hostaddr ?? info.host ?? env.PGHOSTADDR ?? env.PGHOST;
   if (host?.includes(',')) throw new ConfigError(`${where}: several hosts are not supported; give one host (one exporter per server)`);
   const portText = info.port ?? env.PGPORT;
@@ -163,7 +163,7 @@ function settings(info: ConnInfo, source: ConnectionSource, where: string, env: 
   const password = info.password ?? env.PGPASSWORD;
   if (password && registerSecrets) registerSecret(password);
   if (info.sslpassword && registerSecrets) registerSecret(info.sslpassword);
-  const tls = resolveTls({ ...info, host: info.host ?? env.PGHOST, hostaddr: info.hostaddr ?? env.PGHOSTADDR }, env, where);
+  const tls = resolveTls({ ...info, host: info.host ?? env.PGHOST, hostaddr: info.hostaddr ?? env.PGHOSTADDR }, env, where, undefined, clientCertDefaults);
   const client: pg.ClientConfig = {
     host,
     port,

@@ -38,7 +38,12 @@ export interface TlsSettings {
 
 type Env = Record<string, string | undefined>;
 
-export function resolveTls(info: ConnInfo, env: Env, where: string, home = homedir()): TlsSettings {
+/**
+ * `clientCertDefaults: false` leaves out ~/.postgresql/postgresql.crt and .key when the string names no
+ * client certificate: a /probe target is a host a scraper names, and the exporter's own certificate is a
+ * credential it must not present there (root.crt still applies: it only makes TLS stricter).
+ */
+export function resolveTls(info: ConnInfo, env: Env, where: string, home = homedir(), clientCertDefaults = true): TlsSettings {
   const raw = info.sslmode ?? env.PGSSLMODE ?? 'prefer';
   if (!(SSL_MODES as readonly string[]).includes(raw)) {
     throw new ConfigError(`${where}: invalid sslmode "${raw.slice(0, 40)}" (libpq accepts ${SSL_MODES.join(', ')})`);
@@ -51,9 +56,9 @@ export function resolveTls(info: ConnInfo, env: Env, where: string, home = homed
   const explicitRoot = info.sslrootcert ?? env.PGSSLROOTCERT;
   const rootcert = explicitRoot ?? (existsSync(join(dotDir, 'root.crt')) ? join(dotDir, 'root.crt') : undefined);
   const explicitCert = info.sslcert ?? env.PGSSLCERT;
-  const sslcert = explicitCert ?? (existsSync(join(dotDir, 'postgresql.crt')) ? join(dotDir, 'postgresql.crt') : undefined);
+  const sslcert = explicitCert ?? (clientCertDefaults && existsSync(join(dotDir, 'postgresql.crt')) ? join(dotDir, 'postgresql.crt') : undefined);
   const explicitKey = info.sslkey ?? env.PGSSLKEY;
-  const sslkey = explicitKey ?? (sslcert && existsSync(join(dotDir, 'postgresql.key')) ? join(dotDir, 'postgresql.key') : undefined);
+  const sslkey = explicitKey ?? (sslcert && (clientCertDefaults || explicitCert) && existsSync(join(dotDir, 'postgresql.key')) ? join(dotDir, 'postgresql.key') : undefined);
 
   if (mode.startsWith('verify') && !rootcert) {
     throw new ConfigError(
