@@ -6,7 +6,7 @@ import { healthCollector } from '../src/collectors/health.js';
 import { indexesCollector } from '../src/collectors/indexes.js';
 import { queryLogCollector } from '../src/collectors/query-log.js';
 import { ADOPT_THROUGH } from '../src/db/adopt.js';
-import { loadMigrations } from '../src/db/migrate.js';
+import { loadMigrations, migrate } from '../src/db/migrate.js';
 import { runCli } from './helpers/cli.js';
 import { collectorContext, connect, valueOf } from './helpers/collector-context.js';
 import { createTestDatabase, type TestDatabase } from './helpers/database.js';
@@ -176,6 +176,31 @@ describe('migrate --adopt on a database the migrations built (schema_migrations 
       const again = await runCli(['migrate', '--adopt', '--database-url', db.url]);
       expect(again.stdout).toContain('nothing to adopt');
     } finally {
+      await db.drop();
+    }
+  });
+
+  it('a database migrated through 008 only: adopt records 001-008 as applied and then applies 009 and later', async () => {
+    const db = await createTestDatabase({ migrated: false });
+    const client = await connect(db.url, 'adopt-through-008');
+    try {
+      const all = loadMigrations();
+      const through008 = all.filter((m) => m.version <= '008');
+      expect(through008.at(-1)!.version).toBe('008');
+      await migrate(client, through008);
+      await client.query('DROP TABLE schema_migrations');
+      const result = await runCli(['migrate', '--adopt', '--database-url', db.url]);
+      expect(result.stderr).toBe('');
+      expect(result.code).toBe(0);
+      // 008's health check is in effect, 009's is not: recorded through 008, the rest applied, not recorded unapplied.
+      expect(result.stdout).toContain(`recorded as applied: ${through008.map((m) => m.file).join(', ')}\n`);
+      for (const later of all.filter((m) => m.version > '008')) expect(result.stdout).toContain(`applied ${later.file}`);
+      const after = (await client.query<{ version: string }>('SELECT version FROM schema_migrations ORDER BY version')).rows.map((r) => r.version);
+      expect(after).toEqual(all.map((m) => m.version));
+      const health = await client.query<{ component: string }>('SELECT component FROM system_health_check()');
+      expect(health.rowCount).toBeGreaterThan(0);
+    } finally {
+      await client.end();
       await db.drop();
     }
   });
