@@ -4,12 +4,13 @@ import { installSignalHandlers, runBenchmark } from './cleanup.js';
 import { seedCorpus } from './corpus.js';
 import { startDatabase } from './database.js';
 import { startOurExporter } from './exporters.js';
-import { get, runLoad, seriesCount } from './load.js';
+import { get, seriesCount } from './load.js';
 import { machineInfo } from './machine.js';
 import { cpuMillis, residentBytes, type ExporterProcess } from './processes.js';
 import { sleep } from '../src/sleep.js';
 import { withSection } from './report-sections.js';
-import { median, percentile, ratio } from './stats.js';
+import { median, ratio } from './stats.js';
+import { runWrk, type WrkResult } from './wrk.js';
 
 /**
  * npm run bench:custom: the cost of custom SQL collectors. Two exporters side by side on one seeded
@@ -21,12 +22,19 @@ import { median, percentile, ratio } from './stats.js';
 const env = (name: string, fallback: number) => (process.env[name] ? Number(process.env[name]) : fallback);
 const COLLECTORS = env('BENCH_CUSTOM_COLLECTORS', 100);
 const DOCUMENTS = env('BENCH_DOCUMENTS', 300);
-const ROUNDS = env('BENCH_LATENCY_ROUNDS', 3);
-const REQUESTS = env('BENCH_REQUESTS', 600);
+/** Interleaved rounds of paced scraping; seconds per exporter, case and round; each scraper's pause between scrapes. */
+const ROUNDS = env('BENCH_LATENCY_ROUNDS', 10);
+const ROUND_SECONDS = env('BENCH_ROUND_SECONDS', 4);
+const SCRAPE_PAUSE_MS = env('BENCH_SCRAPE_PAUSE_MS', 20);
+/** Rounds and seconds of wrk at saturation (capacity). */
+const CAPACITY_ROUNDS = env('BENCH_CAPACITY_ROUNDS', 6);
+const CAPACITY_SECONDS = env('BENCH_CAPACITY_SECONDS', 2);
+const CAPACITY_CONNECTIONS = 10;
 const SETTLE_SECONDS = env('BENCH_CUSTOM_SETTLE_SECONDS', 20);
 const IDLE_SECONDS = env('BENCH_CUSTOM_IDLE_SECONDS', 30);
 const OUTPUT = process.env.BENCH_OUTPUT ?? 'docs/benchmarks.md';
-const CONCURRENCY = [1, 10];
+/** Scrapers at once: one Prometheus, and ten (an HA pair, federation, ad-hoc curl, ... far more than usual). */
+const SCRAPERS = [1, 10];
 /** How the scrapers ask: gzip as Prometheus does (the cached compressed body), and plain text. */
 const ENCODINGS = ['gzip', 'identity'] as const;
 type Encoding = (typeof ENCODINGS)[number];
@@ -79,13 +87,42 @@ function collectorFile(count: number, shapes: Shape[]): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * Paced scraping: wrk, each scraper pausing SCRAPE_PAUSE_MS after every answer. The latencies are the
+ * medians of the rounds' percentiles; for the exporter with custom collectors, the medians of its
+ * per-round ratios against the one without, measured back to back in the same round (the pairing
+ * cancels most of a shared machine's drift).
+ */
+interface LatencyFigures {
+  encoding: Encoding;
+  scrapers: number;
+  requests: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+  pairedRatio?: { p50: number; p99: number };
+}
+
+/**
+ * wrk with CAPACITY_CONNECTIONS connections requesting back to back: the exporter saturated, so this is its
+ * capacity (requests per second), and the figure for the exporter with custom collectors is the median
+ * of its per-round ratios against the one without, measured back to back in the same round.
+ */
+interface CapacityFigures {
+  encoding: Encoding;
+  requestsPerSecond: number;
+  errors: number;
+  pairedRatio?: number;
+}
+
 interface Figures {
   name: string;
   series: number;
   /** Series of the custom collectors' own families (the rest of the difference is their self-metrics). */
   customSeries: number;
   bodyBytes: number;
-  latency: { encoding: Encoding; concurrency: number; requests: number; errors: number; p50Ms: number; p99Ms: number }[];
+  latency: LatencyFigures[];
+  capacity: CapacityFigures[];
   rssMedianBytes: number;
   rssMaxBytes: number;
   /** CPU of the process while nobody scrapes: what the polling itself costs. */
@@ -159,24 +196,23 @@ async function measurePair(none: ExporterProcess, custom: ExporterProcess): Prom
   const idleCpu = exporters.map((e, i) => (cpuMillis(e.child.pid!) - cpu0[i]!) / (IDLE_SECONDS * 10));
   const after = pollCounts((await get(`${custom.url}/metrics`, new Agent())).body);
 
-  const cases = ENCODINGS.flatMap((encoding) => CONCURRENCY.map((concurrency) => ({ encoding, concurrency, key: `${encoding} ${concurrency}` })));
-  const latency = new Map<string, Map<string, { p50: number[]; p99: number[]; requests: number; errors: number }>>(
-    exporters.map((e) => [e.name, new Map(cases.map((c) => [c.key, { p50: [], p99: [], requests: 0, errors: 0 }]))]),
-  );
+  const cases = ENCODINGS.flatMap((encoding) => SCRAPERS.map((scrapers) => ({ encoding, scrapers, key: `${encoding} ${scrapers}` })));
+  const paced = new Map<string, Map<string, WrkResult[]>>(exporters.map((e) => [e.name, new Map(cases.map((c) => [c.key, []]))]));
   for (let round = 0; round < ROUNDS; round++) {
-    for (const { encoding, concurrency, key } of cases) {
+    for (const { encoding, scrapers, key } of cases) {
       // Interleaved, and in alternating order, so drift on a busy machine hits both alike.
       const order = round % 2 === 0 ? exporters : [...exporters].reverse();
-      for (const e of order) {
-        const result = await runLoad(`${e.url}/metrics`, concurrency, Math.ceil(REQUESTS / ROUNDS), 30, { headers: { 'accept-encoding': encoding } });
-        const figures = latency.get(e.name)!.get(key)!;
-        figures.p50.push(percentile(result.latenciesMs, 50));
-        figures.p99.push(percentile(result.latenciesMs, 99));
-        figures.requests += result.latenciesMs.length;
-        figures.errors += result.errors;
-      }
-      log(`round ${round + 1}/${ROUNDS}, ${encoding}, concurrency ${concurrency} done`);
+      for (const e of order) paced.get(e.name)!.get(key)!.push(await runWrk(`${e.url}/metrics`, scrapers, ROUND_SECONDS, { 'accept-encoding': encoding }, SCRAPE_PAUSE_MS));
     }
+    log(`paced round ${round + 1}/${ROUNDS} done`);
+  }
+  const capacity = new Map<string, Map<Encoding, WrkResult[]>>(exporters.map((e) => [e.name, new Map(ENCODINGS.map((enc) => [enc, []]))]));
+  for (let round = 0; round < CAPACITY_ROUNDS; round++) {
+    for (const encoding of ENCODINGS) {
+      const order = round % 2 === 0 ? exporters : [...exporters].reverse();
+      for (const e of order) capacity.get(e.name)!.get(encoding)!.push(await runWrk(`${e.url}/metrics`, CAPACITY_CONNECTIONS, CAPACITY_SECONDS, { 'accept-encoding': encoding }));
+    }
+    log(`capacity round ${round + 1}/${CAPACITY_ROUNDS} done`);
   }
   clearInterval(sampler);
 
@@ -190,8 +226,28 @@ async function measurePair(none: ExporterProcess, custom: ExporterProcess): Prom
       customSeries: seriesCount(body.split('\n').filter((l) => l.startsWith('bench_custom_') || l.startsWith('#')).join('\n')),
       bodyBytes: Buffer.byteLength(body),
       latency: cases.map((c) => {
-        const f = latency.get(e.name)!.get(c.key)!;
-        return { encoding: c.encoding, concurrency: c.concurrency, requests: f.requests, errors: f.errors, p50Ms: median(f.p50), p99Ms: median(f.p99) };
+        const mine = paced.get(e.name)!.get(c.key)!;
+        const base = paced.get(none.name)!.get(c.key)!;
+        const paired = (pick: (r: WrkResult) => number) => median(mine.map((r, i) => ratio(pick(r), pick(base[i]!))));
+        return {
+          encoding: c.encoding,
+          scrapers: c.scrapers,
+          requests: mine.reduce((n, r) => n + r.requests, 0),
+          errors: mine.reduce((n, r) => n + r.errors, 0),
+          p50Ms: median(mine.map((r) => r.p50Ms)),
+          p99Ms: median(mine.map((r) => r.p99Ms)),
+          ...(e === custom ? { pairedRatio: { p50: paired((r) => r.p50Ms), p99: paired((r) => r.p99Ms) } } : {}),
+        };
+      }),
+      capacity: ENCODINGS.map((encoding) => {
+        const mine = capacity.get(e.name)!.get(encoding)!;
+        const base = capacity.get(none.name)!.get(encoding)!;
+        return {
+          encoding,
+          requestsPerSecond: median(mine.map((r) => r.requestsPerSecond)),
+          errors: mine.reduce((n, r) => n + r.errors, 0),
+          ...(e === custom ? { pairedRatio: median(mine.map((r, i) => ratio(r.requestsPerSecond, base[i]!.requestsPerSecond))) } : {}),
+        };
       }),
       rssMedianBytes: median(samples),
       rssMaxBytes: Math.max(...samples),
@@ -206,7 +262,7 @@ async function measurePair(none: ExporterProcess, custom: ExporterProcess): Prom
 function renderTable(report: { collectors: number; idleSeconds: number }, scenario: ScenarioFigures): string[] {
   const [none, custom] = scenario.results;
   const mib = (b: number) => (b / 2 ** 20).toFixed(1);
-  const pct = (a: number, b: number) => `${((ratio(a, b) - 1) * 100).toFixed(0)} %`;
+  const pct = (a: number, b: number) => `${ratio(a, b) >= 1 ? '+' : ''}${((ratio(a, b) - 1) * 100).toFixed(0)} %`;
   const within = (a: number, b: number) => (ratio(a, b) <= 1.1 ? 'within 10 %' : 'above 10 %');
   return [
     `| ${scenario.title} | no custom collectors | with them, every 1 s | difference |`,
@@ -215,10 +271,15 @@ function renderTable(report: { collectors: number; idleSeconds: number }, scenar
     `| /metrics body | ${(none.bodyBytes / 1024).toFixed(0)} KiB | ${(custom.bodyBytes / 1024).toFixed(0)} KiB | ${pct(custom.bodyBytes, none.bodyBytes)} |`,
     ...none.latency.flatMap((l, i) => {
       const c = custom.latency[i]!;
+      const scrape = `${l.encoding === 'gzip' ? 'gzip' : 'plain text'}, ${l.scrapers === 1 ? '1 scraper' : `${l.scrapers} scrapers`}`;
       return [
-        `| /metrics ${l.encoding} p50 at concurrency ${l.concurrency} | ${l.p50Ms.toFixed(2)} ms | ${c.p50Ms.toFixed(2)} ms | ${pct(c.p50Ms, l.p50Ms)} (${within(c.p50Ms, l.p50Ms)}) |`,
-        `| /metrics ${l.encoding} p99 at concurrency ${l.concurrency} | ${l.p99Ms.toFixed(2)} ms | ${c.p99Ms.toFixed(2)} ms | ${pct(c.p99Ms, l.p99Ms)} (${within(c.p99Ms, l.p99Ms)}) |`,
+        `| /metrics p50, ${scrape} | ${l.p50Ms.toFixed(2)} ms | ${c.p50Ms.toFixed(2)} ms | ${pct(c.pairedRatio!.p50, 1)} (${within(c.pairedRatio!.p50, 1)}) |`,
+        `| /metrics p99, ${scrape} | ${l.p99Ms.toFixed(2)} ms | ${c.p99Ms.toFixed(2)} ms | ${pct(c.pairedRatio!.p99, 1)} (${within(c.pairedRatio!.p99, 1)}) |`,
       ];
+    }),
+    ...none.capacity.map((l, i) => {
+      const c = custom.capacity[i]!;
+      return `| capacity, ${l.encoding === 'gzip' ? 'gzip' : 'plain text'}: requests/s with ${CAPACITY_CONNECTIONS} connections back to back | ${l.requestsPerSecond.toFixed(0)} | ${c.requestsPerSecond.toFixed(0)} | ${pct(c.pairedRatio!, 1)} |`;
     }),
     `| RSS, median over the run | ${mib(none.rssMedianBytes)} MiB | ${mib(custom.rssMedianBytes)} MiB | ${pct(custom.rssMedianBytes, none.rssMedianBytes)} (${within(custom.rssMedianBytes, none.rssMedianBytes)}) |`,
     `| RSS, max | ${mib(none.rssMaxBytes)} MiB | ${mib(custom.rssMaxBytes)} MiB | ${pct(custom.rssMaxBytes, none.rssMaxBytes)} |`,
@@ -236,10 +297,18 @@ function renderSection(report: { collectors: number; idleSeconds: number; docume
       `run as the image runs them (the Dockerfile's node flags), the built-in collectors at their default intervals; one also runs ${report.collectors} custom collectors ` +
       'polling every second on the default pool of 3 connections: first collectors of 1 to 3 series (2 on average: counts per chunk type, embedding model, ' +
       'query type, latency; what a RAG team adds), then wider ones (up to 10 label sets, about 9 series each). ' +
-      `Latency: scrapers asking for gzip as Prometheus does (the body is the cached compressed one) and for plain text; ${ROUNDS} interleaved rounds per case, medians of the rounds' percentiles. RSS sampled every 0.5 s over the whole window.`,
+      `Latency: \`wrk\` scraping as Prometheus scrapes, at a pace: 1 scraper, then 10 at once, each pausing ${SCRAPE_PAUSE_MS} ms after every answer ` +
+      `(far more often than any Prometheus scrapes), asking for gzip as Prometheus does (the body is the cached compressed one) and for plain text; ` +
+      `${ROUNDS} rounds of ${ROUND_SECONDS} s per exporter and case, the two exporters back to back in each round and in alternating order. ` +
+      "The latency columns are the medians of the rounds' percentiles; the difference is the median of the rounds' ratios (with against without, " +
+      'same round), which cancels most of the drift of a shared machine. ' +
+      `Capacity: \`wrk\` with ${CAPACITY_CONNECTIONS} keep-alive connections requesting back to back for ${CAPACITY_SECONDS} s, ${CAPACITY_ROUNDS} interleaved rounds; ` +
+      "the difference is the median of the rounds' ratios. RSS sampled every 0.5 s over the whole window.",
     '',
     ...report.scenarios.flatMap((s) => [...renderTable(report, s), '']),
     'The aim of issue 14 is /metrics latency and RSS within 10 % of the figures without custom collectors.',
+    'Capacity is another figure: requests answered back to back with no pause, the exporter saturated; what the',
+    'polling takes of its one core (the idle CPU row) is then missing from the answers, so it drops by about that share.',
     'How to read it: a scrape never waits for a poll; it writes the body rendered at most once a second from',
     "the collectors' cache. What the collectors add to a scrape is the body's size: their own series plus four",
     "self-metric series each (duration, success, last success, polls by result). Prometheus asks for gzip and",

@@ -2,7 +2,7 @@
 # Installs what the tests, the demo and the benchmark need from Debian's archive:
 # the PostgreSQL server (15 on Debian 12, 17 on Debian 13), pgvector, and Prometheus's
 # prometheus, promtool, alertmanager, amtool, plus prometheus-postgres-exporter (the
-# benchmark's peer). Idempotent: a no-op where everything is present.
+# benchmark's peer) and wrk (the custom-collector benchmark's HTTP load generator). Idempotent: a no-op where everything is present.
 #
 # Debian 12 has no pgvector binary package, so it is built from Debian 13's source
 # package `pgvector` against postgresql-server-dev-15 (about 15 s). Debian 13 has
@@ -95,6 +95,7 @@ install_prometheus_tools() {
   command -v prometheus-alertmanager >/dev/null || command -v alertmanager >/dev/null || missing+=(prometheus-alertmanager)
   command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
   [ -x /usr/bin/prometheus-postgres-exporter ] || missing+=(prometheus-postgres-exporter)
+  command -v wrk >/dev/null || missing+=(wrk)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
     apt_install $(printf '%s\n' "${missing[@]}" | sort -u)

@@ -1,0 +1,74 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { onCleanup } from './cleanup.js';
+
+/**
+ * One run of wrk (Debian's `wrk`, installed by scripts/setup-system.sh): `concurrency` keep-alive
+ * connections requesting `url` back to back for `seconds`, on one thread. A C client spends a
+ * fraction of the CPU a Node client does per request, so on a 2-core machine the exporter, not the
+ * load generator, is what gets measured. Latencies from wrk's own histogram (--latency).
+ */
+export interface WrkResult {
+  p50Ms: number;
+  p99Ms: number;
+  requestsPerSecond: number;
+  requests: number;
+  /** Non-2xx/3xx answers plus socket errors (connect, read, write, timeout). */
+  errors: number;
+}
+
+/**
+ * With `pauseMs`, each connection waits that long after an answer before its next request (wrk's
+ * delay() hook): scrapers at a pace, as Prometheus scrapes, rather than back to back; the latency of
+ * each request is still measured from its send, by wrk.
+ */
+export function runWrk(url: string, concurrency: number, seconds: number, headers: Record<string, string> = {}, pauseMs?: number): Promise<WrkResult> {
+  const script = pauseMs === undefined ? [] : ['-s', pacingScript(pauseMs)];
+  const args = ['-t1', `-c${concurrency}`, `-d${seconds}s`, '--timeout', '10s', '--latency', ...script, ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url];
+  return new Promise((resolve, reject) => {
+    execFile('wrk', args, { timeout: (seconds + 30) * 1000 }, (err, stdout, stderr) => {
+      if (err) {
+        const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+        reject(new Error(missing ? 'wrk is not installed: run scripts/setup-system.sh' : `wrk failed: ${stderr.trim() || err.message}`));
+        return;
+      }
+      try {
+        resolve(parseWrk(stdout));
+      } catch (parseError) {
+        reject(parseError as Error);
+      }
+    });
+  });
+}
+
+const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
+
+export function parseWrk(out: string): WrkResult {
+  const percentileMs = (p: number) => {
+    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(out);
+    if (!m) throw new Error(`wrk printed no ${p}% latency:\n${out}`);
+    return Number(m[1]) * UNIT_MS[m[2]!]!;
+  };
+  const requests = /^\s*(\d+) requests in /m.exec(out);
+  const rate = /^Requests\/sec:\s+([\d.]+)/m.exec(out);
+  if (!requests || !rate) throw new Error(`wrk printed no request count:\n${out}`);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const socketErrors = socket ? socket.slice(1).reduce((s, n) => s + Number(n), 0) : 0;
+  return { p50Ms: percentileMs(50), p99Ms: percentileMs(99), requestsPerSecond: Number(rate[1]), requests: Number(requests[1]), errors: non2xx + socketErrors };
+}
+
+let scriptDir: string | undefined;
+
+function pacingScript(pauseMs: number): string {
+  if (!scriptDir) {
+    const dir = mkdtempSync(join(tmpdir(), 'pgvector-exporter-wrk-'));
+    scriptDir = dir;
+    onCleanup('wrk scripts', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  const file = join(scriptDir, `pace-${pauseMs}.lua`);
+  writeFileSync(file, `function delay()\n  return ${Math.round(pauseMs)}\nend\n`);
+  return file;
+}
