@@ -137,7 +137,8 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
   });
   const reloadToken = options.readConfig ? config.jobs.api_token : undefined;
   const stopReloadSignal = options.readConfig ? onReloadSignal(() => void reloader.reload()) : () => undefined;
-  const scrapes = new ScrapeCache(() => exposition(registry, () => poller.render() + (databases?.render() ?? '')));
+  // Rendered ahead while Prometheus scrapes (any scrape in the last 10 minutes): a scrape never waits for a render.
+  const scrapes = new ScrapeCache(() => exposition(registry, () => poller.render() + (databases?.render() ?? '')), { keepFreshMs: 10 * 60_000 });
   let http: RunningHttpServer;
   try {
     http = await startHttpServer({
@@ -171,6 +172,7 @@ export async function startExporter(options: ExporterOptions): Promise<RunningEx
     poller,
     async stop() {
       stopReloadSignal();
+      scrapes.stop();
       await http.close();
       // A running job gets a short grace, then is cancelled; the poller stops meanwhile.
       await Promise.all([jobs.stop(), poller.stop(), databases?.stop(), probeTargets.stop()]);
