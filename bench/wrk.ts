@@ -17,6 +17,8 @@ export interface WrkResult {
   requests: number;
   /** Non-2xx/3xx answers plus socket errors (connect, read, write, timeout). */
   errors: number;
+  /** Every latency wrk recorded, as [microseconds, count] pairs: runs are pooled by merging these. */
+  histogram: [number, number][];
 }
 
 /**
@@ -25,8 +27,7 @@ export interface WrkResult {
  * each request is still measured from its send, by wrk.
  */
 export function runWrk(url: string, concurrency: number, seconds: number, headers: Record<string, string> = {}, pauseMs?: number): Promise<WrkResult> {
-  const script = pauseMs === undefined ? [] : ['-s', pacingScript(pauseMs)];
-  const args = ['-t1', `-c${concurrency}`, `-d${seconds}s`, '--timeout', '10s', '--latency', ...script, ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url];
+  const args = ['-t1', `-c${concurrency}`, `-d${seconds}s`, '--timeout', '10s', '--latency', '-s', script(pauseMs), ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url];
   return new Promise((resolve, reject) => {
     execFile('wrk', args, { timeout: (seconds + 30) * 1000 }, (err, stdout, stderr) => {
       if (err) {
@@ -57,18 +58,38 @@ export function parseWrk(out: string): WrkResult {
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const socketErrors = socket ? socket.slice(1).reduce((s, n) => s + Number(n), 0) : 0;
-  return { p50Ms: percentileMs(50), p99Ms: percentileMs(99), requestsPerSecond: Number(rate[1]), requests: Number(requests[1]), errors: non2xx + socketErrors };
+  const histogram = [...out.matchAll(/^H (\d+) (\d+)$/gm)].map((m): [number, number] => [Number(m[1]), Number(m[2])]);
+  return { p50Ms: percentileMs(50), p99Ms: percentileMs(99), requestsPerSecond: Number(rate[1]), requests: Number(requests[1]), errors: non2xx + socketErrors, histogram };
+}
+
+/** The p-th percentile (nearest rank) of several runs' latencies pooled, in milliseconds. */
+export function pooledPercentileMs(runs: readonly WrkResult[], p: number): number {
+  const counts = new Map<number, number>();
+  for (const run of runs) for (const [us, n] of run.histogram) counts.set(us, (counts.get(us) ?? 0) + n);
+  const sorted = [...counts].sort((a, b) => a[0] - b[0]);
+  const total = sorted.reduce((sum, [, n]) => sum + n, 0);
+  if (total === 0) return NaN;
+  const rank = Math.max(1, Math.ceil((p / 100) * total));
+  let seen = 0;
+  for (const [us, n] of sorted) {
+    seen += n;
+    if (seen >= rank) return us / 1000;
+  }
+  return sorted.at(-1)![0] / 1000;
 }
 
 let scriptDir: string | undefined;
 
-function pacingScript(pauseMs: number): string {
+/** wrk's Lua hooks: an optional pause after each answer (delay()), and every latency printed at the end. */
+function script(pauseMs: number | undefined): string {
   if (!scriptDir) {
     const dir = mkdtempSync(join(tmpdir(), 'pgvector-exporter-wrk-'));
     scriptDir = dir;
     onCleanup('wrk scripts', () => rmSync(dir, { recursive: true, force: true }));
   }
-  const file = join(scriptDir, `pace-${pauseMs}.lua`);
-  writeFileSync(file, `function delay()\n  return ${Math.round(pauseMs)}\nend\n`);
+  const file = join(scriptDir, `wrk-${pauseMs ?? 0}.lua`);
+  const pace = pauseMs === undefined ? '' : `function delay()\n  return ${Math.round(pauseMs)}\nend\n`;
+  const dump = 'done = function(summary, latency, requests)\n  for i = 1, #latency do\n    local v, c = latency(i)\n    io.write(string.format("H %d %d\\n", v, c))\n  end\nend\n';
+  writeFileSync(file, pace + dump);
   return file;
 }
