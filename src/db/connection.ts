@@ -136,7 +136,7 @@ function fromPostgresVariables(env: Env): ConnectionSettings {
  */
 export function probeTargetSettings(info: ConnInfo, where: string): ConnectionSettings {
   if (!info.host && !info.hostaddr) throw new ConfigError(`${where}: no host (give host:port[/dbname], a URL or host=...)`);
-  const result = settings(info, 'probe target', where, {}, false, false);
+  const result = settings(info, 'probe target', where, {});
   // pg itself fills whatever the config leaves unset from the process's PG* variables and ~/.pgpass: every
   // field is set here, libpq's defaults included, and the password always (a function counts as given to
   // pg, so neither PGPASSWORD nor a wildcard pgpass line reaches a host a scraper names).
@@ -150,7 +150,10 @@ export function probeTargetSettings(info: ConnInfo, where: string): ConnectionSe
 }
 
 /** libpq's keywords -> pg's settings; what the string leaves out comes from libpq's PG* variables, as in libpq. */
-function settings(info: ConnInfo, source: ConnectionSource, where: string, env: Env, registerSecrets = true, clientCertDefaults = true): ConnectionSettings {
+function settings(info: ConnInfo, source: ConnectionSource, where: string, env: Env): ConnectionSettings {
+  // A /probe target is a host a scraper names: its password is not registered for redaction (a flood of
+  // distinct targets must not grow that list) and the exporter's own default client certificate is not offered.
+  const ownConnection = source !== 'probe target';
   const host = info.hostaddr ?? info.host ?? env.PGHOSTADDR ?? env.PGHOST;
   if (host?.includes(',')) throw new ConfigError(`${where}: several hosts are not supported; give one host (one exporter per server)`);
   const portText = info.port ?? env.PGPORT;
@@ -161,9 +164,9 @@ function settings(info: ConnInfo, source: ConnectionSource, where: string, env: 
   const timeoutText = info.connect_timeout ?? env.PGCONNECT_TIMEOUT;
   if (timeoutText !== undefined && !/^\d+$/.test(timeoutText)) throw new ConfigError(`${where}: connect_timeout "${timeoutText.slice(0, 12)}" is not a number of seconds`);
   const password = info.password ?? env.PGPASSWORD;
-  if (password && registerSecrets) registerSecret(password);
-  if (info.sslpassword && registerSecrets) registerSecret(info.sslpassword);
-  const tls = resolveTls({ ...info, host: info.host ?? env.PGHOST, hostaddr: info.hostaddr ?? env.PGHOSTADDR }, env, where, undefined, clientCertDefaults);
+  if (password && ownConnection) registerSecret(password);
+  if (info.sslpassword && ownConnection) registerSecret(info.sslpassword);
+  const tls = resolveTls({ ...info, host: info.host ?? env.PGHOST, hostaddr: info.hostaddr ?? env.PGHOSTADDR }, env, where, undefined, ownConnection);
   const client: pg.ClientConfig = {
     host,
     port,
