@@ -8,11 +8,9 @@ import { onCleanup } from './cleanup.js';
  * One run of wrk (Debian's `wrk`, installed by scripts/setup-system.sh): `concurrency` keep-alive
  * connections requesting `url` back to back for `seconds`, on one thread. A C client spends a
  * fraction of the CPU a Node client does per request, so on a 2-core machine the exporter, not the
- * load generator, is what gets measured. Latencies from wrk's own histogram (--latency).
+ * load generator, is what gets measured. Latencies are wrk's own, every one (its raw histogram).
  */
 export interface WrkResult {
-  p50Ms: number;
-  p99Ms: number;
   requestsPerSecond: number;
   requests: number;
   /** Non-2xx/3xx answers plus socket errors (connect, read, write, timeout). */
@@ -27,7 +25,7 @@ export interface WrkResult {
  * each request is still measured from its send, by wrk.
  */
 export function runWrk(url: string, concurrency: number, seconds: number, headers: Record<string, string> = {}, pauseMs?: number): Promise<WrkResult> {
-  const args = ['-t1', `-c${concurrency}`, `-d${seconds}s`, '--timeout', '10s', '--latency', '-s', script(pauseMs), ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url];
+  const args = ['-t1', `-c${concurrency}`, `-d${seconds}s`, '--timeout', '10s', '-s', script(pauseMs), ...Object.entries(headers).flatMap(([k, v]) => ['-H', `${k}: ${v}`]), url];
   return new Promise((resolve, reject) => {
     execFile('wrk', args, { timeout: (seconds + 30) * 1000 }, (err, stdout, stderr) => {
       if (err) {
@@ -44,14 +42,7 @@ export function runWrk(url: string, concurrency: number, seconds: number, header
   });
 }
 
-const UNIT_MS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
-
 export function parseWrk(out: string): WrkResult {
-  const percentileMs = (p: number) => {
-    const m = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm').exec(out);
-    if (!m) throw new Error(`wrk printed no ${p}% latency:\n${out}`);
-    return Number(m[1]) * UNIT_MS[m[2]!]!;
-  };
   const requests = /^\s*(\d+) requests in /m.exec(out);
   const rate = /^Requests\/sec:\s+([\d.]+)/m.exec(out);
   if (!requests || !rate) throw new Error(`wrk printed no request count:\n${out}`);
@@ -59,7 +50,7 @@ export function parseWrk(out: string): WrkResult {
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const socketErrors = socket ? socket.slice(1).reduce((s, n) => s + Number(n), 0) : 0;
   const histogram = [...out.matchAll(/^H (\d+) (\d+)$/gm)].map((m): [number, number] => [Number(m[1]), Number(m[2])]);
-  return { p50Ms: percentileMs(50), p99Ms: percentileMs(99), requestsPerSecond: Number(rate[1]), requests: Number(requests[1]), errors: non2xx + socketErrors, histogram };
+  return { requestsPerSecond: Number(rate[1]), requests: Number(requests[1]), errors: non2xx + socketErrors, histogram };
 }
 
 /** The p-th percentile (nearest rank) of several runs' latencies pooled, in milliseconds. */
