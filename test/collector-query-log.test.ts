@@ -238,25 +238,32 @@ describe('query_log collector', () => {
     expect(histogram(samples, 'other').count).toBe(1375);
   });
 
-  it('a timed-out read loses nothing, makes the next batches smaller, and reads that succeed grow them back', async () => {
-    const collector = queryLogCollector({ ...OPTIONS, batchRows: 8000 });
-    await collector.collect(ctx());
-    await log(client, [['insert', 1], ['insert', 2]]);
+  /** Runs fn while another session holds the log ACCESS EXCLUSIVE and the collector's session times out at 300 ms. */
+  async function whileLogLocked(fn: () => Promise<void>): Promise<void> {
     const locker = await connect(db.url);
     try {
       await locker.query('BEGIN');
       await locker.query('LOCK TABLE query_performance_log IN ACCESS EXCLUSIVE MODE');
       await client.query("SET statement_timeout = '300ms'");
-      // Two lock waits in a row (issue 12, item 10: the batch halved and never grew back).
-      await expect(collector.collect(ctx())).rejects.toMatchObject({ code: '57014' });
-      expect(collector.batchRows).toBe(4000);
-      await expect(collector.collect(ctx())).rejects.toMatchObject({ code: '57014' });
-      expect(collector.batchRows).toBe(2000);
+      await fn();
     } finally {
       await locker.query('ROLLBACK');
       await locker.end();
       await client.query('RESET statement_timeout');
     }
+  }
+
+  it('a timed-out read loses nothing, makes the next batches smaller, and reads that succeed grow them back', async () => {
+    const collector = queryLogCollector({ ...OPTIONS, batchRows: 8000 });
+    await collector.collect(ctx());
+    await log(client, [['insert', 1], ['insert', 2]]);
+    await whileLogLocked(async () => {
+      // Two lock waits in a row (issue 12, item 10: the batch halved and never grew back).
+      await expect(collector.collect(ctx())).rejects.toMatchObject({ code: '57014' });
+      expect(collector.batchRows).toBe(4000);
+      await expect(collector.collect(ctx())).rejects.toMatchObject({ code: '57014' });
+      expect(collector.batchRows).toBe(2000);
+    });
     expect(rows(await collector.collect(ctx()), 'observed')).toBe(2);
     expect(collector.batchRows).toBe(4000);
     await collector.collect(ctx());
@@ -270,19 +277,11 @@ describe('query_log collector', () => {
     const collector = queryLogCollector({ ...OPTIONS, batchRows: 8000 });
     await collector.collect(ctx());
     await client.query("INSERT INTO query_performance_log (query_type, duration_ms) SELECT 'insert', 5 FROM generate_series(1, 20000)");
-    const locker = await connect(db.url);
-    try {
-      await locker.query('BEGIN');
-      await locker.query('LOCK TABLE query_performance_log IN ACCESS EXCLUSIVE MODE');
-      await client.query("SET statement_timeout = '300ms'");
+    await whileLogLocked(async () => {
       await expect(collector.collect(ctx())).rejects.toMatchObject({ code: '57014' });
       await expect(collector.collect(ctx())).rejects.toMatchObject({ code: '57014' });
       expect(collector.batchRows).toBe(2000);
-    } finally {
-      await locker.query('ROLLBACK');
-      await locker.end();
-      await client.query('RESET statement_timeout');
-    }
+    });
     // A full batch means behind, whatever size the next read asks for: 2000, 4000, 8000, then the last 6000.
     expect(rows(await collector.collect(ctx()), 'observed')).toBe(20_000);
     expect(collector.batchRows).toBe(8000);
