@@ -45,6 +45,17 @@ describe('recall collector', () => {
     expect(rows[0]).toEqual({ s: 'on', no_txn: true });
   });
 
+  it('samples the whole table when page sampling picks too few rows (a table of few pages, or stale statistics)', async () => {
+    if ((await client.query('SELECT 1 FROM chunk_embeddings LIMIT 1')).rowCount === 0) {
+      await seedDocuments(client, { count: 100, prefix: 'few-pages', withEmbeddings: true });
+    }
+    // reltuples far above the table's size makes the percentage tiny: SYSTEM then picks no page at all.
+    await client.query("UPDATE pg_class SET reltuples = 1e9 WHERE oid = 'chunk_embeddings'::regclass");
+    const samples = await recallCollector(OPTIONS).collect(ctx());
+    expect(valueOf(samples, 'pgvector_index_recall_queries', LABELS)).toBe(20);
+    await client.query('ANALYZE chunk_embeddings');
+  });
+
   it('the exact pass really ignores the index, the index pass really uses it (the settings recall.ts uses)', async () => {
     const vector = (await client.query('SELECT embedding::text AS v FROM chunk_embeddings LIMIT 1')).rows[0].v;
     const setLocal = async (settings: Record<string, string>) => {

@@ -72,15 +72,16 @@ const MARKER = '/* pgvector-exporter: recall */';
 
 /**
  * A random sample of embedding ids. SYSTEM sampling reads only the chosen pages (the percentage
- * aims at ~10x the sample from reltuples); ORDER BY random() then picks among those. $1 sample size.
+ * aims at ~10x the sample from reltuples); ORDER BY random() then picks among those. $1 sample size; $2 the
+ * percentage, or null for the one from reltuples.
  */
 export const RECALL_SAMPLE_SQL = `${MARKER}
 SELECT id::text AS id, embedding::text AS embedding
 FROM chunk_embeddings
 WHERE id = ANY (ARRAY(
   SELECT id FROM chunk_embeddings
-  TABLESAMPLE SYSTEM ((SELECT CASE WHEN c.reltuples > 0 THEN least(100, 1000.0 * $1::integer / c.reltuples) ELSE 100 END
-                         FROM pg_class c WHERE c.oid = 'chunk_embeddings'::regclass))
+  TABLESAMPLE SYSTEM (coalesce($2::float8, (SELECT CASE WHEN c.reltuples > 0 THEN least(100, 1000.0 * $1::integer / c.reltuples) ELSE 100 END
+                         FROM pg_class c WHERE c.oid = 'chunk_embeddings'::regclass)))
   ORDER BY random() LIMIT $1::integer))`;
 
 /** The top-k statement: the shipped vector search's shape. $1 query vector (text), $2 k. */
@@ -237,7 +238,9 @@ export function recallCollector(options: RecallOptions): Collector {
       const deadline = pollDeadline - (pollDeadline - Date.now()) * 0.1;
       if (options.indexes && options.indexes.length > 0) return measureDiscovered(query, deadline, signal, log);
       if (!(await requireFeature(ctx, 'recall'))) return [];
-      const samples = await query<SampleRow>(RECALL_SAMPLE_SQL, [options.sampleSize]);
+      let samples = await query<SampleRow>(RECALL_SAMPLE_SQL, [options.sampleSize, null]);
+      // SYSTEM sampling picks whole pages: on a table of few pages it can pick none (as for discovered indexes).
+      if (samples.length < options.sampleSize) samples = await query<SampleRow>(RECALL_SAMPLE_SQL, [options.sampleSize, 100]);
       if (samples.length === 0) throw new NoDataError('chunk_embeddings is empty: no stored embedding to measure recall with');
       const index = await usedIndex(query, samples[0]!.embedding);
       if (!index) throw new NoDataError('the vector search uses no index: nothing to measure recall of');
