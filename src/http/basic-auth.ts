@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { Logger } from '../log.js';
+import { BcryptThreads } from './bcrypt-threads.js';
 
 /**
- * Basic auth against bcrypt hashes, with its cost bounded. bcrypt is slow on purpose (tens of ms of CPU
- * on the one event loop), so a flood of wrong passwords used to delay authorized scrapes and /healthz by
- * seconds. Hence:
+ * Basic auth against bcrypt hashes, with its cost bounded. bcrypt is slow on purpose (tens of ms of CPU a
+ * comparison), so a flood of wrong passwords used to delay authorized scrapes and /healthz by seconds. Hence:
+ * - the comparisons run on worker threads (bcrypt-threads.ts): the event loop keeps accepting connections;
  * - a cache of results (as exporter-toolkit keeps one): a pair once checked is answered from memory, by the
  *   SHA-256 of user, password and hash, so a scraper with the right password costs one bcrypt per restart
  *   and a repeated wrong password none; CACHE_SIZE entries each for verified and rejected pairs, oldest
@@ -25,8 +26,9 @@ export interface BasicAuthOptions {
 const CACHE_SIZE = 1024;
 
 export function basicAuth(users: Map<string, string>, log: Logger, options: BasicAuthOptions = {}): RequestHandler {
-  // bcryptjs is loaded with the first password to check: a process without basic auth never holds it.
-  const compare = options.compare ?? (async (password: string, hash: string) => (await import('bcryptjs')).default.compare(password, hash));
+  // The threads start with the first password to check: a process without basic auth never holds bcryptjs.
+  const threads = options.compare ? undefined : new BcryptThreads();
+  const compare = options.compare ?? ((password: string, hash: string) => threads!.compare(password, hash));
   const maxConcurrent = options.maxConcurrent ?? 2;
   const maxQueued = options.maxQueued ?? 64;
   // The costliest configured hash stands in for unknown users (bcrypt's time depends only on the cost).
@@ -58,12 +60,14 @@ export function basicAuth(users: Map<string, string>, log: Logger, options: Basi
           await limiter.turn();
           const matched = await compare(credentials.password, hash ?? decoy ?? '');
           ok = hash !== undefined && matched;
-        } catch {
+          remember(fingerprint, ok);
+        } catch (err) {
+          // The check itself failed (its thread ended): refused, and not remembered, so the pair is checked again.
+          log.error({ path: req.path, error: (err as Error).message }, 'password check failed; request refused');
           ok = false;
         } finally {
           limiter.release();
         }
-        remember(fingerprint, ok);
       }
       if (ok) {
         next();
