@@ -27,8 +27,8 @@ const CACHE_SIZE = 1024;
 
 export function basicAuth(users: Map<string, string>, log: Logger, options: BasicAuthOptions = {}): RequestHandler {
   // The threads start with the first password to check: a process without basic auth never holds bcryptjs.
-  const threads = options.compare ? undefined : new BcryptThreads();
-  const compare = options.compare ?? ((password: string, hash: string) => threads!.compare(password, hash));
+  const threads = new BcryptThreads();
+  const compare = options.compare ?? ((password: string, hash: string) => threads.compare(password, hash));
   const maxConcurrent = options.maxConcurrent ?? 2;
   const maxQueued = options.maxQueued ?? 64;
   // The costliest configured hash stands in for unknown users (bcrypt's time depends only on the cost).

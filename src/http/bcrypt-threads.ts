@@ -12,8 +12,8 @@ import { Worker } from 'node:worker_threads';
  * the cache, the probes need no auth): a Kubernetes liveness probe would time out.
  *
  * A thread is started when a comparison finds none free; how many run at once is the caller's limit (basic
- * auth's 2). Threads idle for `idleMs` are ended: each holds about 15 MiB, and with the cache of verified
- * pairs a scraper's password is compared once per restart. The threads never keep the process alive.
+ * auth's 2). Threads idle for `idleMs` are ended: each holds about 15 MiB (8 MiB in the image's lite mode), and
+ * with the cache of verified pairs a scraper's password is compared once per restart. The threads never keep the process alive.
  */
 export interface BcryptThreadsOptions {
   /** How long a thread may sit idle before it is ended. Default 30 s. */
@@ -24,8 +24,8 @@ export interface BcryptThreadsOptions {
 
 export class BcryptThreads {
   private readonly live = new Set<Worker>();
-  private readonly idle = new Set<Worker>();
-  private readonly idleTimers = new Map<Worker, NodeJS.Timeout>();
+  /** The idle threads, each with the timer that ends it. */
+  private readonly idle = new Map<Worker, NodeJS.Timeout>();
   private readonly idleMs: number;
   private readonly moduleUrl: string;
 
@@ -42,48 +42,48 @@ export class BcryptThreads {
   compare(password: string, hash: string): Promise<boolean> {
     const worker = this.take() ?? this.start();
     return new Promise<boolean>((resolve, reject) => {
-      const answered = (ok: unknown) => {
+      const settled = () => {
+        worker.off('message', answered);
+        worker.off('error', errored);
         worker.off('exit', exited);
+      };
+      const answered = (ok: unknown) => {
+        settled();
         this.giveBack(worker);
         resolve(ok === true);
       };
-      const exited = (code: number) => {
-        worker.off('message', answered);
-        reject(new Error(`the bcrypt thread ended (exit code ${code})`));
+      const failed = (why: string) => {
+        settled();
+        reject(new Error(`the bcrypt thread ended: ${why}`));
       };
+      const errored = (err: Error) => failed(err.message);
+      const exited = (code: number) => failed(`exit code ${code}`);
       worker.once('message', answered);
+      worker.once('error', errored);
       worker.once('exit', exited);
       worker.postMessage({ password, hash });
     });
   }
 
-  /** Ends every idle thread now (busy ones end when their comparison is answered and they sit idle). */
-  async close(): Promise<void> {
-    const idle = [...this.idle];
-    this.idle.clear();
-    for (const timer of this.idleTimers.values()) clearTimeout(timer);
-    this.idleTimers.clear();
-    await Promise.all(idle.map((w) => w.terminate()));
-  }
-
   private take(): Worker | undefined {
-    const worker = this.idle.values().next().value;
-    if (!worker) return undefined;
-    this.idle.delete(worker);
-    clearTimeout(this.idleTimers.get(worker));
-    this.idleTimers.delete(worker);
+    const worker = this.idle.keys().next().value;
+    if (worker) this.forget(worker);
     return worker;
   }
 
   private giveBack(worker: Worker): void {
-    this.idle.add(worker);
     const timer = setTimeout(() => {
-      this.idle.delete(worker);
-      this.idleTimers.delete(worker);
+      this.forget(worker);
       void worker.terminate();
     }, this.idleMs);
     timer.unref();
-    this.idleTimers.set(worker, timer);
+    this.idle.set(worker, timer);
+  }
+
+  /** Takes a thread off the idle list and stops its timer. */
+  private forget(worker: Worker): void {
+    clearTimeout(this.idle.get(worker));
+    this.idle.delete(worker);
   }
 
   private start(): Worker {
@@ -93,13 +93,11 @@ export class BcryptThreads {
     worker.unref();
     this.live.add(worker);
     // A thread that fails (bcryptjs not loadable, out of memory) ends: the comparison waiting on it is
-    // rejected by its 'exit' listener, and an idle one is dropped. Without a listener 'error' would throw.
+    // rejected with the error, and an idle one is dropped. Without a listener 'error' would throw.
     worker.on('error', () => undefined);
     worker.once('exit', () => {
       this.live.delete(worker);
-      this.idle.delete(worker);
-      clearTimeout(this.idleTimers.get(worker));
-      this.idleTimers.delete(worker);
+      this.forget(worker);
     });
     return worker;
   }
